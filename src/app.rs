@@ -1,0 +1,137 @@
+//! Building and running the application: store, providers, actors and HTTP server wired
+//! together. `Application::build` binds the port (0 works: tests read `local_addr`), and
+//! `run_until_stopped` serves until the shutdown future resolves, then drains.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::actor::VideoManager;
+use crate::config::Config;
+use crate::ingress;
+use crate::providers::{ProviderConfigError, Providers};
+use crate::store::{OpenError, Store};
+
+/// Everything a request handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub providers: Providers,
+    pub videos: VideoManager,
+    pub metrics: PrometheusHandle,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("config: {0}")]
+    Provider(#[from] ProviderConfigError),
+    #[error("store: {0}")]
+    Store(#[from] OpenError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the actor system: {0}")]
+    Actors(#[from] ractor::SpawnErr),
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Opens the store (migrating it), checks every provider's secrets, starts the actor
+    /// supervisor and binds the listener.
+    pub async fn build(config: Config) -> Result<Application, StartError> {
+        let providers = Providers::from_config(&config.providers)?;
+        let store = Store::open(&config.store).await?;
+        let videos =
+            VideoManager::start(store.clone(), config.limits.clone(), config.actors.clone())
+                .await?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        Ok(Application {
+            listener,
+            state: AppState {
+                config: Arc::new(config),
+                store,
+                providers,
+                videos,
+                metrics: metrics_handle(),
+            },
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting, lets in-flight webhooks finish
+    /// their durable appends, and stops the actors.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let routes = ingress::routes(self.state.clone());
+        warp::serve(routes)
+            .incoming(self.listener)
+            .graceful(shutdown)
+            .run()
+            .await;
+        info!("HTTP server drained; stopping video actors");
+        self.state.videos.shutdown().await;
+    }
+}
+
+/// The process-wide Prometheus recorder (installed once, shared by every app in a test binary).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (an embedding app); ours then only renders.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => info!("Ctrl-C received; shutting down"),
+        _ = term => info!("SIGTERM received; shutting down"),
+    }
+}

@@ -1,0 +1,86 @@
+//! The `video-status` command line: thin over the library (parse flags, call it, print).
+
+pub mod migrate;
+pub mod rebuild;
+pub mod serve;
+pub mod simulate;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "video-status",
+    version,
+    about = "Verified video-provider webhooks, one live status per video"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (no config: embedded SQLite store, 127.0.0.1:8080, a `demo` provider).
+    Serve(ServeArgs),
+    /// Play signed video lifecycles into a running server and report throughput and latency.
+    Simulate(simulate::SimulateArgs),
+    /// Create or upgrade the store's schema, then exit.
+    Migrate(StoreArgs),
+    /// Re-fold every stream of the log into a fresh status table.
+    Rebuild(rebuild::RebuildArgs),
+}
+
+/// `--config`, `--store`: what every command that opens the store takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// TOML config file (see ops/video-status.toml).
+    #[arg(long, env = "VIDEO_STATUS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Store URL, overriding the config (`sqlite://PATH`).
+    #[arg(long)]
+    pub store: Option<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Listen address, overriding the config.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+}
+
+impl StoreArgs {
+    pub(crate) fn load(
+        &self,
+        listen: Option<SocketAddr>,
+    ) -> Result<Config, crate::config::ConfigError> {
+        Config::load(
+            self.config.as_deref(),
+            &Overrides {
+                listen,
+                store: self.store.clone(),
+            },
+        )
+    }
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Simulate(args) => {
+            let report = simulate::run(args).await?;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate(args) => migrate::run(args).await,
+        Command::Rebuild(args) => rebuild::run(args).await,
+    }
+}

@@ -1,0 +1,140 @@
+//! `video-status rebuild [--verify]`: offline re-fold of every stream into a fresh status table.
+//! Run it with the server stopped; the online rebuild is `POST /admin/rebuild`.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use super::StoreArgs;
+use crate::event::{VideoEvent, VideoId};
+use crate::lifecycle::Fold;
+use crate::projection::VideoStatus;
+use crate::store::{EventStore, StatusQuery, Store};
+
+/// Events read from the log per round trip.
+const READ_BATCH: usize = 10_000;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RebuildArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Compare the re-folded statuses with the stored ones, print every difference and exit 1 if
+    /// any; writes nothing.
+    #[arg(long)]
+    pub verify: bool,
+}
+
+pub async fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
+    let config = args.store.load(None)?;
+    let store = Store::open(&config.store).await?;
+    let rebuilt = refold_all(&store).await?;
+    if !args.verify {
+        let count = rebuilt.len();
+        store
+            .replace_statuses(rebuilt.into_values().collect())
+            .await?;
+        println!("rebuilt the status of {count} videos from the log");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let stored = read_all_statuses(&store).await?;
+    let differences = diff(&stored, &rebuilt);
+    if differences.is_empty() {
+        println!(
+            "verified: the stored status of all {} videos equals the log's fold",
+            rebuilt.len()
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for line in &differences {
+            println!("{line}");
+        }
+        println!(
+            "{} difference(s) between the stored statuses and the log",
+            differences.len()
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Folds every stream of the log. Holds one fold per video in memory.
+pub async fn refold_all(store: &Store) -> anyhow::Result<BTreeMap<VideoId, VideoStatus>> {
+    let mut streams: BTreeMap<VideoId, Vec<VideoEvent>> = BTreeMap::new();
+    let mut after = 0;
+    loop {
+        let batch = store.read_all(after, READ_BATCH).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.position;
+        for stored in batch {
+            streams
+                .entry(stored.event.video_id.clone())
+                .or_default()
+                .push(stored.event);
+        }
+    }
+    Ok(streams
+        .into_iter()
+        .filter_map(|(video_id, events)| {
+            let fold = Fold::from_events(events);
+            VideoStatus::from_fold(&video_id, &fold).map(|status| (video_id, status))
+        })
+        .collect())
+}
+
+async fn read_all_statuses(store: &Store) -> anyhow::Result<BTreeMap<VideoId, VideoStatus>> {
+    let mut statuses = BTreeMap::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_statuses(StatusQuery {
+                after,
+                limit: 1000,
+                ..StatusQuery::default()
+            })
+            .await?;
+        for status in page.videos {
+            statuses.insert(status.video_id.clone(), status);
+        }
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    Ok(statuses)
+}
+
+/// One line per video whose stored status differs from the fold, naming the fields.
+fn diff(
+    stored: &BTreeMap<VideoId, VideoStatus>,
+    rebuilt: &BTreeMap<VideoId, VideoStatus>,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (video_id, fresh) in rebuilt {
+        match stored.get(video_id) {
+            None => lines.push(format!("{video_id}: missing from the status table")),
+            Some(old) if old != fresh => {
+                let old = serde_json::to_value(old).unwrap_or_default();
+                let new = serde_json::to_value(fresh).unwrap_or_default();
+                let fields: Vec<String> = new
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(key, value)| old.get(key.as_str()) != Some(value))
+                    .map(|(key, value)| {
+                        format!(
+                            "{key}: stored {} != log {}",
+                            old.get(key.as_str()).unwrap_or(&serde_json::Value::Null),
+                            value
+                        )
+                    })
+                    .collect();
+                lines.push(format!("{video_id}: {}", fields.join("; ")));
+            }
+            Some(_) => {}
+        }
+    }
+    for video_id in stored.keys().filter(|id| !rebuilt.contains_key(*id)) {
+        lines.push(format!(
+            "{video_id}: in the status table but has no events in the log"
+        ));
+    }
+    lines
+}

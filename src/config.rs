@@ -1,0 +1,248 @@
+//! Configuration: defaults compiled in, then a TOML file, then `VIDEO_STATUS_*` environment
+//! variables, then command-line flags; validated before anything starts.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Prefix of the environment overrides: `VIDEO_STATUS_LISTEN`, `VIDEO_STATUS_STORE`,
+/// `VIDEO_STATUS_LIMITS__MAX_BODY_BYTES`, `VIDEO_STATUS_AUTH__ADMIN_TOKEN`, ... (`__` nests).
+pub const ENV_PREFIX: &str = "VIDEO_STATUS_";
+
+/// The dev secret of the `demo` provider that `serve` runs with when no provider is configured.
+/// Public on purpose: it only ever guards a local demo.
+pub const DEMO_SECRET: &str = "whsec_dmlkZW8tc3RhdHVzLWRlbW8tc2VjcmV0LWRvLW5vdC11c2U=";
+
+/// A secret value: its `Debug` and `Display` never print it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value itself, for the one place that needs it (a MAC key, a token comparison).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// Event store URL: `sqlite://PATH`.
+    pub store: String,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub auth: Auth,
+    #[serde(default)]
+    pub actors: Actors,
+    /// Signature scheme, secrets and mapper of each provider that may post webhooks.
+    #[serde(default, rename = "provider")]
+    pub providers: Vec<ProviderConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest webhook body accepted, in bytes; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Webhooks waiting for one video's actor before new ones get 503 + Retry-After.
+    pub max_pending_per_video: usize,
+    /// Webhooks in flight over all videos before new ones get 503 + Retry-After.
+    pub max_pending_total: usize,
+    /// How long a webhook waits for its actor and the durable append before it gets 503.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1024 * 1024,
+            max_pending_per_video: 256,
+            max_pending_total: 8192,
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    /// Bearer token required by `/admin/*`; admin endpoints answer 404 without it.
+    pub admin_token: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Actors {
+    /// Seconds without a webhook after which a video's actor stops and frees its memory.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for Actors {
+    fn default() -> Self {
+        Actors {
+            idle_timeout_secs: 300,
+        }
+    }
+}
+
+impl Actors {
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+}
+
+/// A signature scheme named in `scheme = "..."`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SchemeName {
+    Standard,
+    HmacSha256,
+    Stripe,
+    Mux,
+    CloudflareStream,
+    Ed25519,
+}
+
+/// One `[[provider]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// The `{provider}` in `POST /webhooks/{provider}`.
+    pub name: String,
+    pub scheme: SchemeName,
+    /// Every secret is tried, so a new one can be added before the old one is removed.
+    #[serde(default)]
+    pub secrets: Vec<Secret>,
+    /// Largest accepted distance, either way, between a signed timestamp and now.
+    #[serde(default = "default_tolerance_secs")]
+    pub tolerance_secs: u64,
+    /// Payload mapper; defaults to `native` for `standard` and `hmac-sha256`.
+    #[serde(default)]
+    pub mapper: Option<String>,
+    /// `hmac-sha256`: the header carrying the signature.
+    #[serde(default)]
+    pub header: Option<String>,
+}
+
+fn default_tolerance_secs() -> u64 {
+    300
+}
+
+/// Start-up stops on this, naming the key and the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config: {0}")]
+    Parse(#[from] Box<figment::Error>),
+    #[error("config: {key}: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+const DEFAULTS: &str = r#"
+listen = "127.0.0.1:8080"
+store = "sqlite://data/video-status.db"
+"#;
+
+/// Overrides given on the command line, applied last.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+}
+
+impl Config {
+    /// Defaults, then `file` (if any), then the environment, then `overrides`; validated.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULTS));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Invalid {
+                    key: "--config".into(),
+                    reason: format!("file {} does not exist", path.display()),
+                });
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let config: Config = figment
+            .merge(Env::prefixed(ENV_PREFIX).split("__"))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The config `serve` runs with when it is given no file: the embedded store and a `demo`
+    /// provider on the public [`DEMO_SECRET`].
+    pub fn with_demo_provider(mut self) -> Config {
+        if self.providers.is_empty() {
+            self.providers.push(ProviderConfig {
+                name: "demo".into(),
+                scheme: SchemeName::Standard,
+                secrets: vec![Secret::new(DEMO_SECRET)],
+                tolerance_secs: default_tolerance_secs(),
+                mapper: None,
+                header: None,
+            });
+        }
+        self
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: &str| ConfigError::Invalid {
+            key: key.to_string(),
+            reason: reason.to_string(),
+        };
+        if self.limits.max_body_bytes == 0 {
+            return Err(invalid("limits.max_body_bytes", "must be greater than 0"));
+        }
+        if self.limits.max_pending_per_video == 0 || self.limits.max_pending_total == 0 {
+            return Err(invalid("limits.max_pending_*", "must be greater than 0"));
+        }
+        if self.actors.idle_timeout_secs == 0 {
+            return Err(invalid(
+                "actors.idle_timeout_secs",
+                "must be greater than 0",
+            ));
+        }
+        if let Some(token) = &self.auth.admin_token {
+            if token.expose().len() < 16 {
+                return Err(invalid(
+                    "auth.admin_token",
+                    "must be at least 16 characters",
+                ));
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, provider) in self.providers.iter().enumerate() {
+            if !names.insert(provider.name.as_str()) {
+                return Err(invalid(
+                    &format!("provider[{i}].name"),
+                    &format!("provider {:?} is configured twice", provider.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

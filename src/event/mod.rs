@@ -1,0 +1,185 @@
+//! The one internal event format, whatever the provider: `VideoEvent`, plus the raw delivery it
+//! came from. Everything after `providers/` speaks these types; nothing here knows HTTP or SQL.
+
+pub mod codec;
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Longest id (video, event or provider) accepted from the outside, in bytes.
+pub const MAX_ID_LEN: usize = 256;
+
+/// Why a raw identifier was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("is empty")]
+    Empty,
+    #[error("is longer than {MAX_ID_LEN} bytes")]
+    TooLong,
+    #[error("contains a control character")]
+    ControlCharacter,
+}
+
+fn check_id(raw: &str) -> Result<(), IdError> {
+    if raw.is_empty() {
+        return Err(IdError::Empty);
+    }
+    if raw.len() > MAX_ID_LEN {
+        return Err(IdError::TooLong);
+    }
+    if raw.chars().any(char::is_control) {
+        return Err(IdError::ControlCharacter);
+    }
+    Ok(())
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Parses an id received from the outside.
+            pub fn parse(raw: impl Into<String>) -> Result<Self, IdError> {
+                let raw = raw.into();
+                check_id(&raw)?;
+                Ok(Self(raw))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A provider's video/asset id (or the app's own id): the key of one stream.
+    VideoId
+);
+id_type!(
+    /// A provider's delivery/event id; with the provider name, the dedupe key.
+    EventId
+);
+id_type!(
+    /// The configured provider name, the `{provider}` of `POST /webhooks/{provider}`.
+    ProviderName
+);
+
+/// What happened to the video, normalized over every provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    Uploaded,
+    ProcessingStarted,
+    Progress { percent: f64 },
+    ProcessingCompleted,
+    Ready,
+    Failed { error: Option<FailureReason> },
+    Deleted,
+}
+
+impl EventKind {
+    /// The machine name used in the history and the log (`progress`, `ready`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Uploaded => "uploaded",
+            EventKind::ProcessingStarted => "processing_started",
+            EventKind::Progress { .. } => "progress",
+            EventKind::ProcessingCompleted => "processing_completed",
+            EventKind::Ready => "ready",
+            EventKind::Failed { .. } => "failed",
+            EventKind::Deleted => "deleted",
+        }
+    }
+}
+
+/// Why processing failed, as the provider said it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureReason {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    pub message: String,
+}
+
+/// Renditions and URLs as the provider gives them. Empty fields mean "not said by this event".
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Assets {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolutions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playback_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<f64>,
+}
+
+impl Assets {
+    pub fn is_empty(&self) -> bool {
+        self == &Assets::default()
+    }
+
+    /// Fields this event states replace the known ones; fields it is silent on are kept.
+    pub fn merge_from(&mut self, newer: &Assets) {
+        if !newer.resolutions.is_empty() {
+            self.resolutions = newer.resolutions.clone();
+        }
+        for (known, said) in [
+            (&mut self.poster, &newer.poster),
+            (&mut self.thumbnail, &newer.thumbnail),
+            (&mut self.playback_url, &newer.playback_url),
+        ] {
+            if said.is_some() {
+                known.clone_from(said);
+            }
+        }
+        if newer.duration_secs.is_some() {
+            self.duration_secs = newer.duration_secs;
+        }
+    }
+}
+
+/// One normalized provider event: the unit of the log and of the fold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoEvent {
+    pub event_id: EventId,
+    pub video_id: VideoId,
+    pub provider: ProviderName,
+    pub kind: EventKind,
+    /// The provider's event time: the fold orders by it.
+    pub occurred_at: DateTime<Utc>,
+    /// When video-status received it.
+    pub received_at: DateTime<Utc>,
+    pub assets: Assets,
+    /// The provider's passthrough/meta field, untouched (`Null` when absent).
+    pub metadata: serde_json::Value,
+}
+
+/// The request an event was mapped from, kept beside it for audit and re-mapping.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RawDelivery {
+    pub body: bytes::Bytes,
+    /// The headers the signature scheme read, lowercase names, in the order received.
+    pub headers: Vec<(String, String)>,
+}
+
+impl RawDelivery {
+    /// SHA-256 of the body: tells a redelivery from a different body under the same event id.
+    pub fn body_sha256(&self) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(&self.body).into()
+    }
+}

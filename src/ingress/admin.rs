@@ -1,0 +1,153 @@
+//! `/admin/*`: operator endpoints behind the admin bearer token; absent (404) when no token is
+//! configured.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use warp::http::{header, HeaderMap};
+
+use super::reject::ApiError;
+use crate::app::AppState;
+use crate::event::{EventId, ProviderName, RawDelivery, VideoId};
+use crate::store::{AuditKind, EventStore};
+
+/// Checks `Authorization: Bearer <admin_token>` in constant time.
+pub fn authorize(headers: &HeaderMap, state: &AppState) -> Result<(), ApiError> {
+    let Some(token) = &state.config.auth.admin_token else {
+        return Err(ApiError::not_found("not_found", "no such endpoint"));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing_admin_token",
+                "send Authorization: Bearer <admin token>",
+            )
+        })?;
+    if bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes())) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized(
+            "invalid_admin_token",
+            "the admin token does not match",
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PageParams {
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct RawView {
+    headers: Vec<(String, String)>,
+    /// The body as text when it is UTF-8, else null (see `body_base64`).
+    body: Option<String>,
+    body_base64: String,
+}
+
+impl From<&RawDelivery> for RawView {
+    fn from(raw: &RawDelivery) -> RawView {
+        RawView {
+            headers: raw.headers.clone(),
+            body: std::str::from_utf8(&raw.body).ok().map(str::to_owned),
+            body_base64: STANDARD.encode(&raw.body),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct QuarantineView {
+    id: u64,
+    provider: ProviderName,
+    error: String,
+    reason: String,
+    received_at: DateTime<Utc>,
+    request: RawView,
+}
+
+#[derive(Serialize)]
+struct QuarantinePage {
+    requests: Vec<QuarantineView>,
+    /// Pass as `after` for the next page; null on the last one.
+    next_after: Option<u64>,
+}
+
+pub async fn quarantine(
+    params: PageParams,
+    headers: HeaderMap,
+    state: AppState,
+) -> Result<warp::reply::Json, ApiError> {
+    authorize(&headers, &state)?;
+    let limit = params.limit.unwrap_or(100).clamp(1, 1000);
+    let rows = state
+        .store
+        .list_quarantine(params.after.unwrap_or(0), limit)
+        .await?;
+    let next_after = (rows.len() == limit)
+        .then(|| rows.last().map(|r| r.id))
+        .flatten();
+    let requests = rows
+        .iter()
+        .map(|row| QuarantineView {
+            id: row.id,
+            provider: row.record.provider.clone(),
+            error: row.record.error_code.clone(),
+            reason: row.record.reason.clone(),
+            received_at: row.record.received_at,
+            request: RawView::from(&row.record.raw),
+        })
+        .collect();
+    Ok(warp::reply::json(&QuarantinePage {
+        requests,
+        next_after,
+    }))
+}
+
+#[derive(Serialize)]
+struct AuditView {
+    kind: AuditKind,
+    provider: ProviderName,
+    event_id: Option<EventId>,
+    video_id: Option<VideoId>,
+    detail: String,
+    received_at: DateTime<Utc>,
+    request: RawView,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AuditParams {
+    limit: Option<usize>,
+}
+
+/// Ignored deliveries and event ids reused with a different body, newest first.
+pub async fn audit(
+    params: AuditParams,
+    headers: HeaderMap,
+    state: AppState,
+) -> Result<warp::reply::Json, ApiError> {
+    authorize(&headers, &state)?;
+    let limit = params.limit.unwrap_or(100).clamp(1, 1000);
+    let records = state.store.list_audit(limit).await?;
+    let records: Vec<AuditView> = records
+        .iter()
+        .map(|r| AuditView {
+            kind: r.kind,
+            provider: r.provider.clone(),
+            event_id: r.event_id.clone(),
+            video_id: r.video_id.clone(),
+            detail: r.detail.clone(),
+            received_at: r.received_at,
+            request: RawView::from(&r.raw),
+        })
+        .collect();
+    Ok(warp::reply::json(
+        &serde_json::json!({ "records": records }),
+    ))
+}

@@ -1,0 +1,37 @@
+//! Liveness, readiness and Prometheus metrics.
+
+use serde_json::json;
+use warp::http::StatusCode;
+use warp::Reply;
+
+use crate::app::AppState;
+use crate::store::EventStore;
+
+pub async fn healthz() -> warp::reply::Response {
+    warp::reply::json(&json!({ "status": "ok" })).into_response()
+}
+
+/// Ready when the store takes writes: a load balancer then stops sending webhooks that would 503.
+pub async fn readyz(state: AppState) -> warp::reply::Response {
+    match state.store.ping().await {
+        Ok(()) => warp::reply::json(&json!({ "status": "ready" })).into_response(),
+        Err(error) => warp::reply::with_status(
+            warp::reply::json(&json!({ "status": "unavailable", "store": error.to_string() })),
+            StatusCode::SERVICE_UNAVAILABLE,
+        )
+        .into_response(),
+    }
+}
+
+pub async fn metrics(state: AppState) -> warp::reply::Response {
+    let stats = state.store.stats();
+    metrics::gauge!("store_commits_total").set(stats.commits as f64);
+    metrics::gauge!("store_events_appended_total").set(stats.appended as f64);
+    metrics::gauge!("video_actors_active").set(state.videos.active_actors() as f64);
+    warp::reply::with_header(
+        state.metrics.render(),
+        "content-type",
+        "text/plain; version=0.0.4",
+    )
+    .into_response()
+}

@@ -1,0 +1,151 @@
+//! `POST /webhooks/{provider}`: raw bytes → verify → map → the video's actor → status code.
+//! The 200 is a promise: it is sent only once the event is durably in the log (or known).
+
+use bytes::Buf;
+use chrono::Utc;
+use futures_util::Stream;
+use serde::Serialize;
+use tracing::{info, instrument, warn, Span};
+use warp::http::HeaderMap;
+
+use super::limits::read_body;
+use super::reject::ApiError;
+use crate::actor::Ingested;
+use crate::app::AppState;
+use crate::event::{EventId, RawDelivery, VideoId};
+use crate::lifecycle::Outcome;
+use crate::providers::Mapped;
+use crate::store::{AuditKind, AuditRecord, EventStore, QuarantineRecord};
+
+/// The 200 body: what became of the delivery.
+#[derive(Debug, Serialize)]
+pub struct Receipt {
+    pub status: ReceiptStatus,
+    pub event_id: EventId,
+    pub video_id: Option<VideoId>,
+    /// For a stored event: whether the fold accepted it or kept it as a rejected regression.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptStatus {
+    Accepted,
+    Duplicate,
+    Ignored,
+}
+
+#[instrument(skip_all, fields(provider = %provider_name, video_id, event_id))]
+pub async fn receive<S, B>(
+    provider_name: String,
+    headers: HeaderMap,
+    body: S,
+    state: AppState,
+) -> Result<warp::reply::Json, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let result = handle(&provider_name, &headers, body, &state).await;
+    let label = match &result {
+        Ok(receipt) => match receipt.status {
+            ReceiptStatus::Accepted => "accepted",
+            ReceiptStatus::Duplicate => "duplicate",
+            ReceiptStatus::Ignored => "ignored",
+        },
+        Err(error) => error.code(),
+    };
+    if state.providers.get(&provider_name).is_some() {
+        metrics::counter!("webhooks_total", "provider" => provider_name.clone(), "result" => label)
+            .increment(1);
+    }
+    result.map(|receipt| warp::reply::json(&receipt))
+}
+
+async fn handle<S, B>(
+    provider_name: &str,
+    headers: &HeaderMap,
+    body: S,
+    state: &AppState,
+) -> Result<Receipt, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let provider = state
+        .providers
+        .get(provider_name)
+        .ok_or_else(|| ApiError::unknown_provider(provider_name))?;
+    let body = read_body(headers, body, state.config.limits.max_body_bytes).await?;
+    let received_at = Utc::now();
+    let verified = provider
+        .verify(headers, &body, received_at)
+        .inspect_err(|error| {
+            warn!(reason = error.code(), "webhook signature rejected");
+        })?;
+    let raw = RawDelivery {
+        body,
+        headers: verified.headers.clone(),
+    };
+    let mapped = match provider.map(&verified, &raw.body, received_at) {
+        Ok(mapped) => mapped,
+        Err(error) => {
+            warn!(
+                reason = error.code(),
+                "verified webhook could not be mapped; quarantined"
+            );
+            let record = QuarantineRecord {
+                provider: provider.name().clone(),
+                error_code: error.code().to_string(),
+                reason: error.to_string(),
+                received_at,
+                raw,
+            };
+            state.store.quarantine(record).await?;
+            return Err(ApiError::unmappable(&error));
+        }
+    };
+    match mapped {
+        Mapped::Ignored {
+            event_id,
+            video_id,
+            event_type,
+        } => {
+            Span::current().record("event_id", event_id.as_str());
+            info!(event_type, "untracked event type kept in the audit log");
+            let record = AuditRecord {
+                provider: provider.name().clone(),
+                event_id: Some(event_id.clone()),
+                video_id: video_id.clone(),
+                kind: AuditKind::Ignored,
+                detail: format!("untracked event type {event_type:?}"),
+                received_at,
+                raw,
+            };
+            state.store.record_audit(record).await?;
+            Ok(Receipt {
+                status: ReceiptStatus::Ignored,
+                event_id,
+                video_id,
+                outcome: None,
+            })
+        }
+        Mapped::Event(event) => {
+            let span = Span::current();
+            span.record("event_id", event.event_id.as_str());
+            span.record("video_id", event.video_id.as_str());
+            let (event_id, video_id) = (event.event_id.clone(), event.video_id.clone());
+            let (status, outcome) = match state.videos.ingest(event, raw).await? {
+                Ingested::Appended { outcome, .. } => (ReceiptStatus::Accepted, Some(outcome)),
+                Ingested::Duplicate { .. } => (ReceiptStatus::Duplicate, None),
+            };
+            Ok(Receipt {
+                status,
+                event_id,
+                video_id: Some(video_id),
+                outcome,
+            })
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The fold: a video's events in fold order (event time, never arrival), each decided on the
+//! state the events before it reached, with the outcome kept in the history.
+
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::table::{apply, decide, Decision};
+use super::{Status, VideoState};
+use crate::event::{EventId, EventKind, ProviderName, VideoEvent};
+
+/// Whether the table accepted an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Accepted,
+    Rejected,
+}
+
+/// One event of `GET /videos/{id}/history`, in fold order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryEntry {
+    pub event_id: EventId,
+    pub provider: ProviderName,
+    /// [`EventKind::name`].
+    pub kind: &'static str,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub outcome: Outcome,
+    /// Why it was rejected; `None` when accepted.
+    pub reason: Option<String>,
+    /// The status this event produced; `None` when rejected (the status stayed what it was).
+    pub status_after: Option<Status>,
+}
+
+/// The order events are folded in: `occurred_at`, then, at equal times, the kind's place on the
+/// lifecycle (so a tie reads as the natural sequence), then event id, then provider. Total over
+/// distinct `(provider, event_id)`, which is what makes the fold independent of arrival order.
+pub fn fold_order(a: &VideoEvent, b: &VideoEvent) -> Ordering {
+    a.occurred_at
+        .cmp(&b.occurred_at)
+        .then_with(|| tie_rank(&a.kind).cmp(&tie_rank(&b.kind)))
+        .then_with(|| tie_percent(&a.kind).total_cmp(&tie_percent(&b.kind)))
+        .then_with(|| a.event_id.cmp(&b.event_id))
+        .then_with(|| a.provider.cmp(&b.provider))
+}
+
+/// `uploaded` < `processing_started` = `progress` < `processing_completed` < `ready` < `failed`
+/// < `deleted`.
+fn tie_rank(kind: &EventKind) -> u8 {
+    match kind {
+        EventKind::Uploaded => 0,
+        EventKind::ProcessingStarted | EventKind::Progress { .. } => 1,
+        EventKind::ProcessingCompleted => 2,
+        EventKind::Ready => 3,
+        EventKind::Failed { .. } => 4,
+        EventKind::Deleted => 5,
+    }
+}
+
+/// Orders `processing_started` and `progress` among themselves: progress by its percent,
+/// `processing_started` as 0 percent. A key per event (rather than "compare percents when both
+/// are progress, else the id") keeps the order transitive.
+fn tie_percent(kind: &EventKind) -> f64 {
+    match kind {
+        EventKind::Progress { percent } => *percent,
+        _ => 0.0,
+    }
+}
+
+/// A video's events folded into its state and history. Cheap to extend with a newer event;
+/// a late one (sorting before a known one) folds the stream again.
+#[derive(Debug, Clone, Default)]
+pub struct Fold {
+    /// In fold order; one per `(provider, event_id)`.
+    events: Vec<VideoEvent>,
+    /// `history[i]` is the outcome of `events[i]`.
+    history: Vec<HistoryEntry>,
+    state: Option<VideoState>,
+    /// provider → event id → position in `events` and `history`.
+    index: HashMap<ProviderName, HashMap<EventId, usize>>,
+}
+
+impl Fold {
+    /// Folds a whole stream at once, in any order. Of several events with the same
+    /// `(provider, event_id)` (the log never holds two) the first given is kept.
+    pub fn from_events(events: impl IntoIterator<Item = VideoEvent>) -> Fold {
+        let mut seen = HashSet::new();
+        let mut events: Vec<VideoEvent> = events
+            .into_iter()
+            .filter(|event| seen.insert((event.provider.clone(), event.event_id.clone())))
+            .collect();
+        events.sort_by(fold_order);
+        let mut fold = Fold::default();
+        for event in events {
+            fold.push(event);
+        }
+        fold
+    }
+
+    /// Adds one event. One that sorts after every known event is decided on the current state;
+    /// a late one folds the stream again, so the result never depends on arrival order. A
+    /// `(provider, event_id)` already present changes nothing. Returns whether the event was new.
+    pub fn insert(&mut self, event: VideoEvent) -> bool {
+        if self.contains(&event.provider, &event.event_id) {
+            return false;
+        }
+        let is_newest = self
+            .events
+            .last()
+            .is_none_or(|last| fold_order(last, &event) == Ordering::Less);
+        if is_newest {
+            self.push(event);
+        } else {
+            let at = self
+                .events
+                .partition_point(|known| fold_order(known, &event) == Ordering::Less);
+            self.events.insert(at, event);
+            self.refold();
+        }
+        true
+    }
+
+    /// Whether the event with this dedupe key is in the fold.
+    pub fn contains(&self, provider: &ProviderName, event_id: &EventId) -> bool {
+        self.position(provider, event_id).is_some()
+    }
+
+    /// The state after every event; `None` while the stream is empty.
+    pub fn state(&self) -> Option<&VideoState> {
+        self.state.as_ref()
+    }
+
+    /// Every event's outcome, in fold order.
+    pub fn history(&self) -> &[HistoryEntry] {
+        &self.history
+    }
+
+    /// The events, in fold order.
+    pub fn events(&self) -> &[VideoEvent] {
+        &self.events
+    }
+
+    /// Number of events in the stream, accepted and rejected: the SSE id of the status.
+    pub fn version(&self) -> u64 {
+        self.events.len() as u64
+    }
+
+    /// The outcome of one event, as it stands after every event known now (a late event can
+    /// change the outcome of events that sort after it).
+    pub fn outcome_of(&self, provider: &ProviderName, event_id: &EventId) -> Option<&HistoryEntry> {
+        self.position(provider, event_id)
+            .map(|at| &self.history[at])
+    }
+
+    fn position(&self, provider: &ProviderName, event_id: &EventId) -> Option<usize> {
+        self.index.get(provider)?.get(event_id).copied()
+    }
+
+    /// Decides and applies an event that sorts after every known one.
+    fn push(&mut self, event: VideoEvent) {
+        let decision = decide(self.state.as_ref(), &event);
+        let (outcome, reason, status_after) = match decision {
+            Decision::Accept => {
+                let next = apply(self.state.as_ref(), &event);
+                let status = next.status;
+                self.state = Some(next);
+                (Outcome::Accepted, None, Some(status))
+            }
+            Decision::Reject(rejection) => (Outcome::Rejected, Some(rejection.reason), None),
+        };
+        self.history.push(HistoryEntry {
+            event_id: event.event_id.clone(),
+            provider: event.provider.clone(),
+            kind: event.kind.name(),
+            occurred_at: event.occurred_at,
+            received_at: event.received_at,
+            outcome,
+            reason,
+            status_after,
+        });
+        self.index
+            .entry(event.provider.clone())
+            .or_default()
+            .insert(event.event_id.clone(), self.events.len());
+        self.events.push(event);
+    }
+
+    fn refold(&mut self) {
+        let events = std::mem::take(&mut self.events);
+        *self = Fold::default();
+        for event in events {
+            self.push(event);
+        }
+    }
+}

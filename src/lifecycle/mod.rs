@@ -1,0 +1,24 @@
+//! The pure fold: a video's events, ordered by event time, through the transition table into one
+//! status. No I/O, no async, no HTTP: everything here is a function of the events alone.
+//!
+//! - `status.rs`: [`Status`] and its rank.
+//! - `state.rs`: [`VideoState`], the folded data.
+//! - `table.rs`: [`decide`] (every rule) and [`apply`] (state change, cannot fail).
+//! - `fold.rs`: [`fold_order`] and [`Fold`], the ordered events with their history.
+//!
+//! The transition table, with the reason for each row, is docs/lifecycle.md.
+
+mod fold;
+mod state;
+mod status;
+mod table;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+
+pub use fold::{fold_order, Fold, HistoryEntry, Outcome};
+pub use state::VideoState;
+pub use status::Status;
+pub use table::{apply, decide, status_of, Decision, Rejection};

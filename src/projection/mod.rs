@@ -1,0 +1,45 @@
+//! The status document that reads and UIs see. It is derived from the fold alone, so a rebuild
+//! from the log reproduces it exactly.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Assets, FailureReason, ProviderName, VideoId};
+use crate::lifecycle::{Fold, Status};
+
+/// `GET /videos/{id}`: the current status of one video.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VideoStatus {
+    pub video_id: VideoId,
+    pub provider: ProviderName,
+    pub status: Status,
+    pub progress: Option<f64>,
+    pub assets: Assets,
+    pub error: Option<FailureReason>,
+    pub metadata: serde_json::Value,
+    /// Events in the video's stream, accepted and rejected: the SSE id.
+    pub version: u64,
+    /// `received_at` of the last event that changed the status.
+    pub updated_at: DateTime<Utc>,
+    /// `occurred_at` of that event.
+    pub last_event_at: DateTime<Utc>,
+}
+
+impl VideoStatus {
+    /// The document for a folded stream; `None` while no event of it was accepted.
+    pub fn from_fold(video_id: &VideoId, fold: &Fold) -> Option<VideoStatus> {
+        let state = fold.state()?;
+        Some(VideoStatus {
+            video_id: video_id.clone(),
+            provider: state.provider.clone(),
+            status: state.status,
+            progress: state.progress,
+            assets: state.assets.clone(),
+            error: state.error.clone(),
+            metadata: state.metadata.clone(),
+            version: fold.version(),
+            updated_at: state.updated_at,
+            last_event_at: state.last_event_at,
+        })
+    }
+}

@@ -1,0 +1,294 @@
+//! The event log and the status table beside it. One behaviour trait, [`EventStore`]; one file
+//! per backend; [`Store`] is the enum the application holds, chosen by the store URL.
+//!
+//! What every backend promises:
+//! - `append` is durable when it returns `Ok` (the HTTP 2xx depends on it);
+//! - one stream per video, appended with an expected version ([`StoreError::Conflict`] otherwise);
+//! - `(provider, event_id)` is unique across the whole log, enforced by the store itself;
+//! - the status row given with an append is written in the same transaction, so the projection
+//!   never lags the log;
+//! - a global position increases with every appended event, in commit order.
+
+pub mod conformance;
+pub mod sqlite;
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::event::{EventId, ProviderName, RawDelivery, VideoEvent, VideoId};
+use crate::lifecycle::Status;
+use crate::projection::VideoStatus;
+
+/// What the caller does next is in the variant: reload and retry, answer 503, or alert.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The stream moved since the caller read it: reload and decide again.
+    #[error("stream {stream} is at version {actual}, expected {expected}")]
+    Conflict {
+        stream: VideoId,
+        expected: u64,
+        actual: u64,
+    },
+    /// The store cannot take writes or answer reads now; the provider should retry later.
+    #[error("store unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Stored data could not be read back (a bug or a damaged file): never retried blindly.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// One event to append to a video's stream.
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    /// Number of events the caller believes the stream has.
+    pub expected_version: u64,
+    pub event: VideoEvent,
+    pub raw: RawDelivery,
+    /// The video's status after this event, written in the same transaction.
+    pub status: Option<VideoStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Stored: `version` is the stream's new length, `position` the event's global position.
+    Appended { position: u64, version: u64 },
+    /// `(provider, event_id)` was already in the log; nothing was written. `same_body` tells a
+    /// redelivery from a different body reusing the id.
+    Duplicate { stream: VideoId, same_body: bool },
+}
+
+/// An event as read back from the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub position: u64,
+    /// 1-based place in its stream.
+    pub version: u64,
+    pub event: VideoEvent,
+}
+
+/// A verified delivery that is kept but not folded: an untracked type, or an id reused with a
+/// different body.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRecord {
+    pub provider: ProviderName,
+    pub event_id: Option<EventId>,
+    pub video_id: Option<VideoId>,
+    pub kind: AuditKind,
+    pub detail: String,
+    pub received_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub raw: RawDelivery,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    /// Verified, but of an event type the mapper does not track.
+    Ignored,
+    /// An event id already in the log, delivered again with a different body.
+    Conflict,
+}
+
+impl AuditKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::Ignored => "ignored",
+            AuditKind::Conflict => "conflict",
+        }
+    }
+}
+
+/// A verified request that could not be mapped, kept so it can be replayed after a fix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuarantineRecord {
+    pub provider: ProviderName,
+    pub error_code: String,
+    pub reason: String,
+    pub received_at: DateTime<Utc>,
+    pub raw: RawDelivery,
+}
+
+/// A quarantined request as listed back, with its store id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuarantinedRequest {
+    pub id: u64,
+    pub record: QuarantineRecord,
+}
+
+/// Filters and cursor of `GET /videos`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatusQuery {
+    pub status: Option<Status>,
+    pub provider: Option<ProviderName>,
+    /// Only videos whose id sorts after this one.
+    pub after: Option<VideoId>,
+    pub limit: usize,
+}
+
+/// A page of statuses, ordered by video id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusPage {
+    pub videos: Vec<VideoStatus>,
+    /// Set when more rows may follow: pass it as `after` for the next page.
+    pub next_after: Option<VideoId>,
+    /// The global position this page reflects (every event up to it is in the statuses).
+    pub position: u64,
+}
+
+/// Counters that show whether group commit works.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StoreStats {
+    /// Transactions committed by the writer.
+    pub commits: u64,
+    /// Events appended (duplicates excluded).
+    pub appended: u64,
+}
+
+/// The behaviour every backend implements. Futures are `Send` so handlers can hold them.
+pub trait EventStore: Send + Sync {
+    fn append(
+        &self,
+        request: AppendRequest,
+    ) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send;
+
+    /// Every event of one stream in stream order (empty if the video was never seen).
+    fn read_stream(
+        &self,
+        video_id: &VideoId,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
+    /// Up to `limit` events with a global position greater than `after`, in position order.
+    fn read_all(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
+    /// The highest global position committed so far (0 for an empty log).
+    fn head_position(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    fn get_status(
+        &self,
+        video_id: &VideoId,
+    ) -> impl Future<Output = Result<Option<VideoStatus>, StoreError>> + Send;
+
+    fn list_statuses(
+        &self,
+        query: StatusQuery,
+    ) -> impl Future<Output = Result<StatusPage, StoreError>> + Send;
+
+    /// Replaces the whole status table in one transaction (offline rebuild).
+    fn replace_statuses(
+        &self,
+        statuses: Vec<VideoStatus>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn record_audit(
+        &self,
+        record: AuditRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Audit records, newest first.
+    fn list_audit(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
+
+    fn quarantine(
+        &self,
+        record: QuarantineRecord,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Quarantined requests with an id greater than `after`, oldest first.
+    fn list_quarantine(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<QuarantinedRequest>, StoreError>> + Send;
+
+    /// Answers `Ok` when the store can take a write now (for `/readyz`).
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn stats(&self) -> StoreStats;
+}
+
+/// The store the application holds: one variant per backend.
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(sqlite::SqliteStore),
+}
+
+/// Why a store URL could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("unsupported store URL scheme in {0:?} (expected sqlite://PATH)")]
+    UnsupportedScheme(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Store {
+    /// Opens (and migrates) the store a URL names: `sqlite://PATH`.
+    pub async fn open(url: &str) -> Result<Store, OpenError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            return Ok(Store::Sqlite(sqlite::SqliteStore::open(path).await?));
+        }
+        Err(OpenError::UnsupportedScheme(url.to_string()))
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $inner:ident => $call:expr) => {
+        match $self {
+            Store::Sqlite($inner) => $call,
+        }
+    };
+}
+
+impl EventStore for Store {
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
+        delegate!(self, s => s.append(request).await)
+    }
+    async fn read_stream(&self, video_id: &VideoId) -> Result<Vec<StoredEvent>, StoreError> {
+        delegate!(self, s => s.read_stream(video_id).await)
+    }
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        delegate!(self, s => s.read_all(after, limit).await)
+    }
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        delegate!(self, s => s.head_position().await)
+    }
+    async fn get_status(&self, video_id: &VideoId) -> Result<Option<VideoStatus>, StoreError> {
+        delegate!(self, s => s.get_status(video_id).await)
+    }
+    async fn list_statuses(&self, query: StatusQuery) -> Result<StatusPage, StoreError> {
+        delegate!(self, s => s.list_statuses(query).await)
+    }
+    async fn replace_statuses(&self, statuses: Vec<VideoStatus>) -> Result<(), StoreError> {
+        delegate!(self, s => s.replace_statuses(statuses).await)
+    }
+    async fn record_audit(&self, record: AuditRecord) -> Result<(), StoreError> {
+        delegate!(self, s => s.record_audit(record).await)
+    }
+    async fn list_audit(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        delegate!(self, s => s.list_audit(limit).await)
+    }
+    async fn quarantine(&self, record: QuarantineRecord) -> Result<u64, StoreError> {
+        delegate!(self, s => s.quarantine(record).await)
+    }
+    async fn list_quarantine(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<QuarantinedRequest>, StoreError> {
+        delegate!(self, s => s.list_quarantine(after, limit).await)
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        delegate!(self, s => s.ping().await)
+    }
+    fn stats(&self) -> StoreStats {
+        delegate!(self, s => s.stats())
+    }
+}

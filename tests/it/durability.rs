@@ -1,0 +1,266 @@
+//! What is acknowledged survives: restarts, SIGKILL in the middle of traffic, SIGTERM, and a
+//! status table that can be verified against the log.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+
+use crate::support::{lifecycle, native, spawn_app, spawn_app_at, test_providers};
+use video_status::providers::Providers;
+
+#[tokio::test]
+async fn a_restart_keeps_every_status() {
+    let app = spawn_app().await;
+    for n in 0..5 {
+        for (id, body) in lifecycle(
+            &format!("vid_restart_{n}"),
+            if n % 2 == 0 { "ready" } else { "failed" },
+        ) {
+            assert_eq!(app.deliver("demo", &id, &body).await.status, 200);
+        }
+    }
+    let mut before = Vec::new();
+    for n in 0..5 {
+        before.push(app.get(&format!("/videos/vid_restart_{n}")).await);
+    }
+    let db_path = app.db_path.clone();
+    let dir = app.stop().await;
+
+    let again = spawn_app_at(&db_path, |_| {}).await;
+    for (n, old) in before.iter().enumerate() {
+        let now = again.get(&format!("/videos/vid_restart_{n}")).await;
+        assert_eq!(now.body, old.body);
+    }
+    // The actors rebuild their state from the log: a redelivery is still a duplicate.
+    let (id, body) = lifecycle("vid_restart_0", "ready").remove(0);
+    assert_eq!(
+        again.deliver("demo", &id, &body).await.body["status"],
+        "duplicate"
+    );
+    again.stop().await;
+    drop(dir);
+}
+
+/// The real binary, on its own port and database file.
+struct Server {
+    child: Child,
+    url: String,
+    /// Kept open so the server's later output does not hit a closed pipe.
+    _stdout: BufReader<std::process::ChildStdout>,
+}
+
+fn start_server(db: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_video-status"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--store"])
+        .arg(format!("sqlite://{}", db.display()))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut first = String::new();
+    let mut stdout = BufReader::new(stdout);
+    stdout.read_line(&mut first).unwrap();
+    let url = first
+        .trim()
+        .strip_prefix("video-status listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_string();
+    Server {
+        child,
+        url,
+        _stdout: stdout,
+    }
+}
+
+/// Acknowledged (event id → video id) pairs.
+type Acked = Arc<Mutex<BTreeMap<String, String>>>;
+
+/// Eight clients post signed events until told to stop, recording every 200.
+async fn send_until(url: &str, stop: tokio::sync::watch::Receiver<bool>) -> Acked {
+    let acked: Acked = Arc::default();
+    let providers = Providers::from_config(&test_providers()).unwrap();
+    let demo = providers.get("demo").unwrap();
+    let mut clients = Vec::new();
+    for client_no in 0..8 {
+        let (acked, demo, url, stop) = (acked.clone(), demo.clone(), url.to_string(), stop.clone());
+        clients.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut n = 0u64;
+            while !*stop.borrow() {
+                // Half the events share videos with other clients, half are the client's own.
+                let video = if n % 2 == 0 {
+                    format!("vid_shared_{}", n % 10)
+                } else {
+                    format!("vid_c{client_no}_{}", n % 7)
+                };
+                let event_id = format!("evt_c{client_no}_{n}");
+                let at = format!("2026-11-23T10:{:02}:{:02}Z", (n / 60) % 60, n % 60);
+                let body =
+                    serde_json::to_vec(&native(&event_id, "processing.progress", &video, &at))
+                        .unwrap();
+                let mut request = http.post(format!("{url}/webhooks/demo")).body(body.clone());
+                for (name, value) in demo.sign(&event_id, Utc::now(), &body) {
+                    request = request.header(name, value);
+                }
+                if let Ok(response) = request.send().await {
+                    if response.status().as_u16() == 200 {
+                        acked.lock().unwrap().insert(event_id, video);
+                    }
+                }
+                n += 1;
+            }
+        }));
+    }
+    for client in clients {
+        // A client whose request was cut by the kill ends with an error; that is the point.
+        let _ = client.await;
+    }
+    acked
+}
+
+async fn assert_all_present_once(url: &str, acked: &BTreeMap<String, String>) {
+    let http = reqwest::Client::new();
+    let videos: BTreeSet<&String> = acked.values().collect();
+    let mut found: BTreeMap<String, usize> = BTreeMap::new();
+    for video in videos {
+        let text = http
+            .get(format!("{url}/videos/{video}/history"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let history: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for event in history["events"].as_array().unwrap() {
+            *found
+                .entry(event["event_id"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    for event_id in acked.keys() {
+        assert_eq!(
+            found.get(event_id),
+            Some(&1),
+            "acknowledged {event_id} must be in the log exactly once"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sigkill_under_load_loses_no_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crash.db");
+    let mut server = start_server(&db);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let senders = tokio::spawn({
+        let url = server.url.clone();
+        async move { send_until(&url, stop_rx).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.child.kill().unwrap(); // SIGKILL: no chance to flush anything
+    server.child.wait().unwrap();
+    stop_tx.send(true).unwrap();
+    let acked = senders.await.unwrap().lock().unwrap().clone();
+    assert!(
+        acked.len() > 50,
+        "the load was real: {} acknowledged",
+        acked.len()
+    );
+
+    let mut restarted = start_server(&db);
+    assert_all_present_once(&restarted.url, &acked).await;
+    restarted.child.kill().unwrap();
+    restarted.child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_webhooks_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("term.db");
+    let mut server = start_server(&db);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let senders = tokio::spawn({
+        let url = server.url.clone();
+        async move { send_until(&url, stop_rx).await }
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let exit = tokio::task::spawn_blocking(move || server.child.wait().unwrap())
+        .await
+        .unwrap();
+    stop_tx.send(true).unwrap();
+    assert!(exit.success(), "SIGTERM exits 0, got {exit:?}");
+    let acked = senders.await.unwrap().lock().unwrap().clone();
+    assert!(!acked.is_empty());
+
+    let mut restarted = start_server(&db);
+    assert_all_present_once(&restarted.url, &acked).await;
+    restarted.child.kill().unwrap();
+    restarted.child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn rebuild_verify_passes_on_a_true_projection_and_catches_a_corrupted_row() {
+    let app = spawn_app().await;
+    for n in 0..4 {
+        for (id, body) in lifecycle(&format!("vid_verify_{n}"), "ready") {
+            app.deliver("demo", &id, &body).await;
+        }
+    }
+    let db_path = app.db_path.clone();
+    let dir = app.stop().await;
+    let store_url = format!("sqlite://{}", db_path.display());
+    let verify = |store: &str| {
+        Command::new(env!("CARGO_BIN_EXE_video-status"))
+            .args(["rebuild", "--verify", "--store", store])
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let clean = verify(&store_url);
+    assert!(
+        clean.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clean.stdout)
+    );
+
+    let conn = rusqlite::Connection::open(&db_path).unwrap();
+    let changed = conn
+        .execute(
+            "UPDATE status SET doc = json_set(doc, '$.status', 'processing') WHERE video_id = 'vid_verify_2'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(conn);
+    let caught = verify(&store_url);
+    let stdout = String::from_utf8_lossy(&caught.stdout);
+    assert!(!caught.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("vid_verify_2") && stdout.contains("status"),
+        "{stdout}"
+    );
+
+    // A plain rebuild repairs it.
+    let rebuild = Command::new(env!("CARGO_BIN_EXE_video-status"))
+        .args(["rebuild", "--store", &store_url])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(rebuild.status.success());
+    assert!(verify(&store_url).status.success());
+    drop(dir);
+}

@@ -1,0 +1,9 @@
+//! One integration-test binary: each test starts the real server on an ephemeral port with its
+//! own SQLite file and talks HTTP to it, as a provider or a UI would.
+
+mod support;
+
+mod bad_input;
+mod durability;
+mod lifecycles;
+mod operations;

@@ -1,0 +1,198 @@
+//! What operators rely on: health, metrics, listing, actor passivation, overload answers and
+//! start-up errors that name the key.
+
+use std::time::Duration;
+
+use crate::support::{eventually, lifecycle, native, spawn_app, spawn_app_with, test_config};
+use video_status::app::Application;
+use video_status::config::{Config, Overrides, Secret};
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/healthz").await.body["status"], "ok");
+    assert_eq!(app.get("/readyz").await.body["status"], "ready");
+    let (id, body) = lifecycle("vid_metrics", "ready").remove(0);
+    app.deliver("demo", &id, &body).await;
+    let metrics = app.get("/metrics").await;
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.text.contains("webhooks_total"), "{}", metrics.text);
+    assert!(
+        metrics.text.contains("store_commits_total"),
+        "{}",
+        metrics.text
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_routes_answer_json_404() {
+    let app = spawn_app().await;
+    let answer = app.get("/nothing/here").await;
+    assert_eq!(answer.status, 404);
+    assert_eq!(answer.body["error"], "not_found");
+    let missing = app.get("/videos/never_seen").await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.body["error"], "video_not_found");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn listing_filters_by_status_and_provider_and_pages_with_a_cursor() {
+    let app = spawn_app().await;
+    for n in 0..7 {
+        let ends = if n < 5 { "ready" } else { "failed" };
+        for (id, body) in lifecycle(&format!("vid_list_{n}"), ends) {
+            app.deliver("demo", &id, &body).await;
+        }
+    }
+    let ready = app.get("/videos?status=ready&limit=2").await;
+    assert_eq!(ready.status, 200, "{}", ready.text);
+    let mut seen: Vec<String> = Vec::new();
+    let mut page = ready;
+    loop {
+        for video in page.body["videos"].as_array().unwrap() {
+            assert_eq!(video["status"], "ready");
+            seen.push(video["video_id"].as_str().unwrap().to_string());
+        }
+        assert!(page.body["position"].as_u64().unwrap() >= 35);
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => {
+                page = app
+                    .get(&format!("/videos?status=ready&limit=2&cursor={cursor}"))
+                    .await
+            }
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        (0..5).map(|n| format!("vid_list_{n}")).collect::<Vec<_>>()
+    );
+    let failed = app.get("/videos?status=failed&provider=demo").await;
+    assert_eq!(failed.body["videos"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        app.get("/videos?provider=plain").await.body["videos"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let bad = app.get("/videos?status=sideways").await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.body["error"], "invalid_status");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn idle_actors_passivate_and_reload_their_stream_on_the_next_event() {
+    let app = spawn_app_with(|config| config.actors.idle_timeout_secs = 1).await;
+    let events = lifecycle("vid_idle", "ready");
+    for (id, body) in &events[..3] {
+        app.deliver("demo", id, body).await;
+    }
+    assert!(app.state.videos.active_actors() >= 1);
+    let videos = app.state.videos.clone();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let v = videos.clone();
+            async move { v.active_actors() == 0 }
+        })
+        .await
+    );
+    // The redelivery is still known, and the next event folds on the reloaded state.
+    assert_eq!(
+        app.deliver("demo", &events[2].0, &events[2].1).await.body["status"],
+        "duplicate"
+    );
+    for (id, body) in &events[3..] {
+        assert_eq!(
+            app.deliver("demo", id, body).await.body["status"],
+            "accepted"
+        );
+    }
+    let status = app.get("/videos/vid_idle").await;
+    assert_eq!(status.body["status"], "ready");
+    assert_eq!(status.body["version"], 5);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_flooded_video_answers_503_with_retry_after_instead_of_queueing_without_bound() {
+    let app = spawn_app_with(|config| config.limits.max_pending_per_video = 1).await;
+    let sends = (0..64).map(|n| {
+        let body = native(
+            &format!("evt_flood_{n}"),
+            "processing.progress",
+            "vid_flood",
+            &format!("2026-11-23T10:00:{:02}Z", n % 60),
+        );
+        let app = &app;
+        async move { app.deliver("demo", &format!("evt_flood_{n}"), &body).await }
+    });
+    let answers = futures_util::future::join_all(sends).await;
+    let busy: Vec<_> = answers.iter().filter(|a| a.status == 503).collect();
+    assert!(
+        answers.iter().all(|a| a.status == 200 || a.status == 503),
+        "{answers:?}"
+    );
+    assert!(
+        !busy.is_empty(),
+        "64 concurrent deliveries to one video with a queue bound of 1"
+    );
+    assert!(
+        busy.iter()
+            .all(|a| a.retry_after.is_some() && a.body["error"] == "overloaded"),
+        "{busy:?}"
+    );
+    let accepted = answers.iter().filter(|a| a.status == 200).count();
+    assert_eq!(
+        app.history_ids("vid_flood").await.len(),
+        accepted,
+        "every 200 is in the log, no 503 is"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_malformed_standard_secret_stops_start_up_naming_the_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(&dir.path().join("x.db"));
+    config.providers[1].secrets = vec![Secret::new("whsec_not!!base64")];
+    let error = match Application::build(config).await {
+        Ok(_) => panic!("start-up must fail"),
+        Err(error) => error.to_string(),
+    };
+    assert!(
+        error.contains("rotating") && error.contains("secrets"),
+        "{error}"
+    );
+    assert!(
+        !error.contains("not!!base64"),
+        "never print the secret: {error}"
+    );
+}
+
+#[tokio::test]
+async fn a_config_error_names_the_key_and_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "listen = \"127.0.0.1:8080\"\n[limits]\nmax_body_bytes = \"big\"\n",
+    )
+    .unwrap();
+    let error = Config::load(Some(&path), &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("max_body_bytes"), "{error}");
+    std::fs::write(
+        &path,
+        "[[provider]]\nname = \"x\"\nscheme = \"carrier-pigeon\"\n",
+    )
+    .unwrap();
+    let error = Config::load(Some(&path), &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("scheme"), "{error}");
+}

@@ -1,0 +1,284 @@
+//! `spawn_app()` and the helpers every test uses: signing like a provider, reading like a UI.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use video_status::app::{AppState, Application};
+use video_status::config::{Config, Overrides, ProviderConfig, SchemeName, Secret, DEMO_SECRET};
+use video_status::providers::Providers;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const HMAC_SECRET: &str = "hmac-test-secret";
+pub const ROTATED_OLD: &str = "whsec_AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
+pub const ROTATED_NEW: &str = "whsec_ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub db_path: PathBuf,
+    providers: Providers,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+    _dir: Option<TempDir>,
+}
+
+/// The providers every test app has: `demo` (standard), `rotating` (standard with two secrets,
+/// the new one first), `plain` (hmac-sha256).
+pub fn test_providers() -> Vec<ProviderConfig> {
+    vec![
+        ProviderConfig {
+            name: "demo".into(),
+            scheme: SchemeName::Standard,
+            secrets: vec![Secret::new(DEMO_SECRET)],
+            tolerance_secs: 300,
+            mapper: None,
+            header: None,
+        },
+        ProviderConfig {
+            name: "rotating".into(),
+            scheme: SchemeName::Standard,
+            secrets: vec![Secret::new(ROTATED_NEW), Secret::new(ROTATED_OLD)],
+            tolerance_secs: 300,
+            mapper: None,
+            header: None,
+        },
+        ProviderConfig {
+            name: "plain".into(),
+            scheme: SchemeName::HmacSha256,
+            secrets: vec![Secret::new(HMAC_SECRET)],
+            tolerance_secs: 300,
+            mapper: None,
+            header: Some("X-Webhook-Signature".into()),
+        },
+    ]
+}
+
+pub fn test_config(db_path: &Path) -> Config {
+    let mut config = Config::load(
+        None,
+        &Overrides {
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            store: Some(format!("sqlite://{}", db_path.display())),
+        },
+    )
+    .expect("test config loads");
+    config.providers = test_providers();
+    config.auth.admin_token = Some(Secret::new(ADMIN_TOKEN));
+    config
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("video-status.db");
+    let mut app = spawn_app_at(&db_path, tweak).await;
+    app._dir = Some(dir);
+    app
+}
+
+/// Starts a server on an existing database file (restart tests).
+pub async fn spawn_app_at(db_path: &Path, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = test_config(db_path);
+    tweak(&mut config);
+    let providers = Providers::from_config(&config.providers).unwrap();
+    let app = Application::build(config).await.expect("app builds");
+    let addr = app.local_addr();
+    let state = app.state().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        state,
+        db_path: db_path.to_path_buf(),
+        providers,
+        stop: Some(stop),
+        server: Some(server),
+        _dir: None,
+    }
+}
+
+/// What a webhook POST answered.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub body: Value,
+    pub text: String,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Stops the server gracefully and waits for it; keeps the database file.
+    pub async fn stop(mut self) -> Option<TempDir> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap();
+        }
+        self._dir.take()
+    }
+
+    pub fn sign(
+        &self,
+        provider: &str,
+        event_id: &str,
+        at: DateTime<Utc>,
+        body: &[u8],
+    ) -> Vec<(String, String)> {
+        self.providers
+            .get(provider)
+            .unwrap()
+            .sign(event_id, at, body)
+    }
+
+    /// Posts `body` signed now, as the provider would.
+    pub async fn deliver(&self, provider: &str, event_id: &str, body: &Value) -> Answer {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let headers = self.sign(provider, event_id, Utc::now(), &bytes);
+        self.post_raw(provider, &headers, bytes).await
+    }
+
+    pub async fn post_raw(
+        &self,
+        provider: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> Answer {
+        let mut request = self
+            .client
+            .post(self.url(&format!("/webhooks/{provider}")))
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let response = request.send().await.expect("server answers");
+        to_answer(response).await
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        let response = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("server answers");
+        to_answer(response).await
+    }
+
+    pub async fn get_admin(&self, path: &str) -> Answer {
+        let response = self
+            .client
+            .get(self.url(path))
+            .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+            .send()
+            .await
+            .expect("server answers");
+        to_answer(response).await
+    }
+
+    pub async fn history_ids(&self, video_id: &str) -> Vec<String> {
+        let answer = self.get(&format!("/videos/{video_id}/history")).await;
+        if answer.status == 404 {
+            return Vec::new();
+        }
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        answer.body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event_id"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+pub async fn to_answer(response: reqwest::Response) -> Answer {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Answer {
+        status,
+        retry_after,
+        body,
+        text,
+    }
+}
+
+/// A native-format body: `kind` is the event type after `video.`.
+pub fn native(event_id: &str, kind: &str, video_id: &str, at: &str) -> Value {
+    let mut data = json!({ "videoId": video_id, "metadata": { "tenant": "acme" } });
+    match kind {
+        "processing.progress" => data["progress"] = json!(50),
+        "ready" => {
+            data["progress"] = json!(100);
+            data["assets"] = json!({
+                "resolutions": ["1080p", "720p"],
+                "poster": format!("https://cdn.example.test/{video_id}/poster.jpg"),
+                "thumbnail": format!("https://cdn.example.test/{video_id}/thumb.jpg"),
+            });
+        }
+        "failed" => data["error"] = json!({ "code": "codec", "message": "unsupported codec" }),
+        _ => {}
+    }
+    json!({ "id": event_id, "type": format!("video.{kind}"), "timestamp": at, "data": data })
+}
+
+/// A whole lifecycle of one video, in event-time order: (event id, body).
+pub fn lifecycle(video_id: &str, ends_in: &str) -> Vec<(String, Value)> {
+    let kinds = [
+        "uploaded",
+        "processing.started",
+        "processing.progress",
+        "processing.completed",
+        ends_in,
+    ];
+    kinds
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| {
+            let id = format!("{video_id}-evt-{i}");
+            let at = format!("2026-11-23T10:00:{:02}.000Z", i * 5);
+            (id.clone(), native(&id, kind, video_id, &at))
+        })
+        .collect()
+}
+
+/// Polls `check` until it returns true or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
