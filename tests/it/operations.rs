@@ -196,3 +196,30 @@ async fn a_config_error_names_the_key_and_the_reason() {
         .to_string();
     assert!(error.contains("scheme"), "{error}");
 }
+
+#[tokio::test]
+async fn a_failing_actor_answers_503_then_restarts_on_the_next_delivery() {
+    let app = spawn_app().await;
+    // A stream the actor cannot load: its pre_start fails and the actor dies with the delivery.
+    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.execute(
+        "INSERT INTO events (stream_id, stream_version, provider, event_id, kind, occurred_at, received_at, body_sha256, payload, raw)
+         VALUES ('vid_broken', 1, 'demo', 'evt_garbage', 'uploaded', 0, 0, zeroblob(32), x'ffffffff', x'')",
+        [],
+    )
+    .unwrap();
+    let (id, body) = lifecycle("vid_broken", "ready").remove(1);
+    let started = std::time::Instant::now();
+    let answer = app.deliver("demo", &id, &body).await;
+    assert_eq!(answer.status, 503, "{}", answer.text);
+    assert!(answer.retry_after.is_some());
+    assert!(started.elapsed() < Duration::from_secs(5), "never a hang");
+    assert!(!answer.text.contains("ffffffff"));
+
+    conn.execute("DELETE FROM events WHERE event_id = 'evt_garbage'", []).unwrap();
+    let again = app.deliver("demo", &id, &body).await;
+    assert_eq!(again.status, 200, "a fresh actor takes the retry: {}", again.text);
+    assert_eq!(again.body["status"], "accepted");
+    app.stop().await;
+}
