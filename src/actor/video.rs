@@ -33,6 +33,8 @@ pub enum Ingested {
     Duplicate { conflict: bool },
 }
 
+// Each message is moved into the mailbox once; boxing the large variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum VideoMsg {
     Ingest {
         event: VideoEvent,

@@ -1,0 +1,721 @@
+//! The behaviour every [`EventStore`] backend must show, written once against the trait. Each
+//! check takes a fresh, empty store and panics with a message on the first broken promise; a
+//! backend runs all of them through `conformance_tests!` so a new check reaches every backend.
+//!
+//! Test support, compiled into the library so integration tests and every backend's tests can
+//! use it; nothing in the service calls it. Checks only use the trait, never a backend's SQL.
+
+use chrono::{DateTime, Duration, Utc};
+use futures_util::future::join_all;
+use serde_json::json;
+
+use super::{
+    AppendOutcome, AppendRequest, AuditKind, AuditRecord, EventStore, QuarantineRecord,
+    QuarantinedRequest, StatusQuery, StoreError, StoredEvent,
+};
+use crate::event::{
+    Assets, EventId, EventKind, FailureReason, ProviderName, RawDelivery, VideoEvent, VideoId,
+};
+use crate::lifecycle::Status;
+use crate::projection::VideoStatus;
+
+/// The provider of [`sample_event`].
+pub const SAMPLE_PROVIDER: &str = "test";
+
+/// An event of provider [`SAMPLE_PROVIDER`] with no assets and no metadata. `received_at` is
+/// a little after `occurred_at`, with nanoseconds, so a backend that rounds is caught.
+pub fn sample_event(
+    video: &str,
+    event_id: &str,
+    kind: EventKind,
+    occurred_at_secs: i64,
+) -> VideoEvent {
+    let occurred_at = instant(occurred_at_secs, 0);
+    VideoEvent {
+        event_id: EventId::parse(event_id).expect("valid sample event id"),
+        video_id: VideoId::parse(video).expect("valid sample video id"),
+        provider: ProviderName::parse(SAMPLE_PROVIDER).expect("valid sample provider"),
+        kind,
+        occurred_at,
+        received_at: occurred_at + Duration::nanoseconds(2_123_456_789),
+        assets: Assets::default(),
+        metadata: serde_json::Value::Null,
+    }
+}
+
+/// A delivery that could have carried `event`: a JSON body naming it and a `webhook-id` header.
+pub fn sample_raw(event: &VideoEvent) -> RawDelivery {
+    let body = json!({
+        "id": event.event_id,
+        "type": event.kind.name(),
+        "data": {"videoId": event.video_id},
+    });
+    RawDelivery {
+        body: body.to_string().into(),
+        headers: vec![("webhook-id".into(), event.event_id.to_string())],
+    }
+}
+
+/// An append of `event` with its [`sample_raw`] delivery and no status.
+pub fn append_request(event: VideoEvent, expected_version: u64) -> AppendRequest {
+    AppendRequest {
+        expected_version,
+        raw: sample_raw(&event),
+        event,
+        status: None,
+    }
+}
+
+/// A status document, as the fold would give it after `version` events.
+pub fn sample_status(video: &str, provider: &str, status: Status, version: u64) -> VideoStatus {
+    VideoStatus {
+        video_id: VideoId::parse(video).expect("valid sample video id"),
+        provider: ProviderName::parse(provider).expect("valid sample provider"),
+        status,
+        progress: (status == Status::Processing).then_some(37.5),
+        assets: Assets::default(),
+        error: None,
+        metadata: json!({"version": version}),
+        version,
+        updated_at: instant(2_000_000_000 + version as i64, 987_654_321),
+        last_event_at: instant(2_000_000_000 + version as i64, 0),
+    }
+}
+
+fn instant(secs: i64, nanos: u32) -> DateTime<Utc> {
+    DateTime::from_timestamp(secs, nanos).expect("sample instant in range")
+}
+
+fn video(id: &str) -> VideoId {
+    VideoId::parse(id).expect("valid sample video id")
+}
+
+fn with_status(mut request: AppendRequest, status: VideoStatus) -> AppendRequest {
+    request.status = Some(status);
+    request
+}
+
+async fn appended<S: EventStore>(store: &S, request: AppendRequest) -> (u64, u64) {
+    match store.append(request).await {
+        Ok(AppendOutcome::Appended { position, version }) => (position, version),
+        other => panic!("expected Appended, got {other:?}"),
+    }
+}
+
+/// Appends to one stream, then reads back exactly what was appended: the events, their
+/// versions, their positions, from `read_stream` and from `read_all`.
+pub async fn append_then_read_stream_round_trips<S: EventStore>(store: &S) {
+    assert_eq!(store.head_position().await.unwrap(), 0, "empty log");
+    let mut uploaded = sample_event("vid_round_trip", "evt_1", EventKind::Uploaded, 1_000);
+    uploaded.metadata = json!({"user": "u_1", "tags": ["a", "b"], "n": 3});
+    let progress = sample_event(
+        "vid_round_trip",
+        "evt_2",
+        EventKind::Progress { percent: 42.5 },
+        1_005,
+    );
+    let mut ready = sample_event("vid_round_trip", "evt_3", EventKind::Ready, 1_010);
+    ready.assets = Assets {
+        resolutions: vec!["1080p".into(), "720p".into()],
+        poster: Some("https://cdn.example/poster.jpg".into()),
+        thumbnail: Some("https://cdn.example/thumb.jpg".into()),
+        playback_url: Some("https://cdn.example/index.m3u8".into()),
+        duration_secs: Some(63.25),
+    };
+    let failed = sample_event(
+        "vid_round_trip",
+        "evt_4",
+        EventKind::Failed {
+            error: Some(FailureReason {
+                code: Some("invalid_input".into()),
+                message: "codec not supported".into(),
+            }),
+        },
+        1_020,
+    );
+
+    let mut expected = Vec::new();
+    for (n, event) in [uploaded, progress, ready, failed].into_iter().enumerate() {
+        let (position, version) = appended(store, append_request(event.clone(), n as u64)).await;
+        assert_eq!(version, n as u64 + 1, "versions count the stream from 1");
+        expected.push(StoredEvent {
+            position,
+            version,
+            event,
+        });
+    }
+    assert!(
+        expected.windows(2).all(|w| w[0].position < w[1].position),
+        "positions increase: {expected:?}"
+    );
+
+    let stream = store.read_stream(&video("vid_round_trip")).await.unwrap();
+    assert_eq!(stream, expected);
+    assert_eq!(store.read_all(0, 100).await.unwrap(), expected);
+    assert_eq!(
+        store.head_position().await.unwrap(),
+        expected.last().unwrap().position
+    );
+    assert!(store
+        .read_stream(&video("vid_never_seen"))
+        .await
+        .unwrap()
+        .is_empty());
+    store.ping().await.unwrap();
+}
+
+/// An append whose expected version is not the stream's length is refused with both numbers,
+/// and writes nothing.
+pub async fn stale_expected_version_conflicts<S: EventStore>(store: &S) {
+    let stream = video("vid_conflict");
+    let first = sample_event("vid_conflict", "evt_1", EventKind::Uploaded, 1_000);
+    let second = sample_event("vid_conflict", "evt_2", EventKind::ProcessingStarted, 1_001);
+    appended(store, append_request(first, 0)).await;
+
+    for expected in [0, 5] {
+        match store.append(append_request(second.clone(), expected)).await {
+            Err(StoreError::Conflict {
+                stream: s,
+                expected: e,
+                actual: 1,
+            }) if s == stream && e == expected => {}
+            other => panic!("expected Conflict from {expected} to 1, got {other:?}"),
+        }
+    }
+    assert_eq!(store.read_stream(&stream).await.unwrap().len(), 1);
+
+    let (_, version) = appended(store, append_request(second, 1)).await;
+    assert_eq!(version, 2);
+}
+
+/// `(provider, event_id)` is stored once: a redelivery (even with a stale version, even naming
+/// another video) answers Duplicate and tells the same body from a different one. The same
+/// event id from another provider is a different event.
+pub async fn duplicate_event_id_is_stored_once<S: EventStore>(store: &S) {
+    let stream = video("vid_dup");
+    let event = sample_event("vid_dup", "evt_1", EventKind::Uploaded, 1_000);
+    appended(store, append_request(event.clone(), 0)).await;
+    let same_body = AppendOutcome::Duplicate {
+        stream: stream.clone(),
+        same_body: true,
+    };
+    let other_body = AppendOutcome::Duplicate {
+        stream: stream.clone(),
+        same_body: false,
+    };
+
+    for expected_version in [1, 0] {
+        let outcome = store
+            .append(append_request(event.clone(), expected_version))
+            .await
+            .unwrap();
+        assert_eq!(
+            outcome, same_body,
+            "redelivery at version {expected_version}"
+        );
+    }
+
+    let mut changed = append_request(event.clone(), 1);
+    changed.raw.body = r#"{"id":"evt_1","different":true}"#.into();
+    assert_eq!(store.append(changed).await.unwrap(), other_body);
+
+    let mut elsewhere = event.clone();
+    elsewhere.video_id = video("vid_dup_other");
+    elsewhere.kind = EventKind::Ready;
+    assert_eq!(
+        store.append(append_request(elsewhere, 0)).await.unwrap(),
+        other_body,
+        "the stored event's stream is reported"
+    );
+    assert!(store
+        .read_stream(&video("vid_dup_other"))
+        .await
+        .unwrap()
+        .is_empty());
+
+    let mut other_provider = event.clone();
+    other_provider.provider = ProviderName::parse("other").unwrap();
+    let (_, version) = appended(store, append_request(other_provider, 1)).await;
+    assert_eq!(version, 2);
+
+    assert_eq!(store.read_stream(&stream).await.unwrap().len(), 2);
+    assert_eq!(store.read_all(0, 100).await.unwrap().len(), 2);
+    assert_eq!(store.stats().appended, 2, "duplicates are not counted");
+}
+
+/// Fifty concurrent deliveries of one event: exactly one is appended, the rest are duplicates.
+pub async fn concurrent_appends_of_one_event_store_it_once<S: EventStore>(store: &S) {
+    let event = sample_event("vid_race", "evt_1", EventKind::Uploaded, 1_000);
+    let outcomes = join_all((0..50).map(|_| store.append(append_request(event.clone(), 0)))).await;
+
+    let mut appended = 0;
+    for outcome in outcomes {
+        match outcome {
+            Ok(AppendOutcome::Appended { version: 1, .. }) => appended += 1,
+            Ok(AppendOutcome::Duplicate {
+                stream,
+                same_body: true,
+            }) if stream == event.video_id => {}
+            other => panic!("expected Appended or a same-body Duplicate, got {other:?}"),
+        }
+    }
+    assert_eq!(appended, 1);
+    assert_eq!(store.read_stream(&event.video_id).await.unwrap().len(), 1);
+}
+
+/// 200 appends, 50 streams written concurrently, 4 in order per stream: everything is stored,
+/// global positions are strictly increasing without gaps, and `read_all` pages through them.
+pub async fn concurrent_appends_across_streams_are_gap_free<S: EventStore>(store: &S) {
+    const STREAMS: usize = 50;
+    const PER_STREAM: u64 = 4;
+    let write_stream = |s: usize| async move {
+        let mut positions = Vec::new();
+        for v in 0..PER_STREAM {
+            let event = sample_event(
+                &format!("vid_{s:02}"),
+                &format!("evt_{s:02}_{v}"),
+                EventKind::Progress {
+                    percent: v as f64 * 25.0,
+                },
+                1_000 + v as i64,
+            );
+            let (position, version) = appended(store, append_request(event, v)).await;
+            assert_eq!(version, v + 1);
+            positions.push(position);
+        }
+        positions
+    };
+    let mut positions: Vec<u64> = join_all((0..STREAMS).map(write_stream))
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    positions.sort_unstable();
+
+    let all = store.read_all(0, 1_000).await.unwrap();
+    assert_eq!(all.len(), STREAMS * PER_STREAM as usize);
+    let read_positions: Vec<u64> = all.iter().map(|e| e.position).collect();
+    assert_eq!(
+        read_positions, positions,
+        "read_all returns what was appended"
+    );
+    assert!(
+        read_positions.windows(2).all(|w| w[1] == w[0] + 1),
+        "positions are gap-free: {read_positions:?}"
+    );
+    assert_eq!(
+        store.head_position().await.unwrap(),
+        *positions.last().unwrap()
+    );
+
+    for s in 0..STREAMS {
+        let stream = store
+            .read_stream(&video(&format!("vid_{s:02}")))
+            .await
+            .unwrap();
+        let versions: Vec<u64> = stream.iter().map(|e| e.version).collect();
+        assert_eq!(versions, [1, 2, 3, 4]);
+        assert!(stream.windows(2).all(|w| w[0].position < w[1].position));
+    }
+
+    let mut paged = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.read_all(after, 7).await.unwrap();
+        assert!(page.len() <= 7);
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        paged.extend(page);
+    }
+    assert_eq!(paged, all, "pages of read_all concatenate to the whole log");
+}
+
+/// The status given with an append is visible as soon as the append returned, and only if
+/// the event was appended: a conflict or a duplicate leaves the status as it was.
+pub async fn status_is_written_with_its_append_only<S: EventStore>(store: &S) {
+    let stream = video("vid_status");
+    assert_eq!(store.get_status(&stream).await.unwrap(), None);
+    let uploaded = sample_event("vid_status", "evt_1", EventKind::Uploaded, 1_000);
+    let started = sample_event("vid_status", "evt_2", EventKind::ProcessingStarted, 1_001);
+    let completed = sample_event("vid_status", "evt_3", EventKind::ProcessingCompleted, 1_002);
+    let first = sample_status("vid_status", SAMPLE_PROVIDER, Status::Uploaded, 1);
+
+    appended(
+        store,
+        with_status(append_request(uploaded.clone(), 0), first.clone()),
+    )
+    .await;
+    assert_eq!(
+        store.get_status(&stream).await.unwrap(),
+        Some(first.clone())
+    );
+
+    let conflicting = with_status(
+        append_request(started.clone(), 0),
+        sample_status("vid_status", SAMPLE_PROVIDER, Status::Processing, 2),
+    );
+    assert!(matches!(
+        store.append(conflicting).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let duplicate = with_status(
+        append_request(uploaded, 1),
+        sample_status("vid_status", SAMPLE_PROVIDER, Status::Failed, 2),
+    );
+    assert!(matches!(
+        store.append(duplicate).await,
+        Ok(AppendOutcome::Duplicate { .. })
+    ));
+    assert_eq!(
+        store.get_status(&stream).await.unwrap(),
+        Some(first.clone())
+    );
+
+    appended(store, append_request(started, 1)).await;
+    assert_eq!(
+        store.get_status(&stream).await.unwrap(),
+        Some(first),
+        "an append without a status leaves it alone"
+    );
+
+    let processed = sample_status("vid_status", SAMPLE_PROVIDER, Status::Processed, 3);
+    appended(
+        store,
+        with_status(append_request(completed, 2), processed.clone()),
+    )
+    .await;
+    assert_eq!(store.get_status(&stream).await.unwrap(), Some(processed));
+}
+
+/// Concurrent appends where one conflicts: the others are stored with their statuses, the
+/// failing one leaves no event and no status behind.
+pub async fn failing_request_rolls_back_only_itself<S: EventStore>(store: &S) {
+    let request = |name: &str, expected: u64| {
+        let event = sample_event(name, &format!("evt_{name}"), EventKind::Uploaded, 1_000);
+        let status = sample_status(name, SAMPLE_PROVIDER, Status::Uploaded, 1);
+        with_status(append_request(event, expected), status)
+    };
+    let outcomes = join_all([
+        store.append(request("vid_a", 0)),
+        store.append(request("vid_b", 3)),
+        store.append(request("vid_c", 0)),
+    ])
+    .await;
+    assert!(matches!(outcomes[0], Ok(AppendOutcome::Appended { .. })));
+    assert!(matches!(outcomes[1], Err(StoreError::Conflict { .. })));
+    assert!(matches!(outcomes[2], Ok(AppendOutcome::Appended { .. })));
+
+    for (name, stored) in [("vid_a", true), ("vid_b", false), ("vid_c", true)] {
+        let events = store.read_stream(&video(name)).await.unwrap();
+        let status = store.get_status(&video(name)).await.unwrap();
+        assert_eq!(events.len(), usize::from(stored), "{name} events");
+        assert_eq!(status.is_some(), stored, "{name} status");
+    }
+}
+
+async fn page_ids<S: EventStore>(
+    store: &S,
+    query: StatusQuery,
+) -> (Vec<String>, Option<String>, u64) {
+    let page = store.list_statuses(query).await.unwrap();
+    (
+        page.videos.iter().map(|v| v.video_id.to_string()).collect(),
+        page.next_after.map(|v| v.to_string()),
+        page.position,
+    )
+}
+
+/// `list_statuses` orders by video id, filters by status and provider, pages with `after`,
+/// sets `next_after` only on a full page, and reports the global position it reflects.
+pub async fn list_statuses_filters_and_pages<S: EventStore>(store: &S) {
+    let rows = [
+        ("v05", "mux", Status::Ready),
+        ("v01", "mux", Status::Ready),
+        ("v07", "mux", Status::Uploaded),
+        ("v03", "fal", Status::Ready),
+        ("v02", "mux", Status::Processing),
+        ("v06", "fal", Status::Ready),
+        ("v04", "fal", Status::Failed),
+    ];
+    let mut expected = Vec::new();
+    for (n, (id, provider, status)) in rows.into_iter().enumerate() {
+        let doc = sample_status(id, provider, status, 1);
+        let event = sample_event(id, &format!("evt_{n}"), EventKind::Uploaded, 1_000);
+        appended(store, with_status(append_request(event, 0), doc.clone())).await;
+        expected.push(doc);
+    }
+    expected.sort_by(|a, b| a.video_id.cmp(&b.video_id));
+    let head = store.head_position().await.unwrap();
+
+    let everything = store
+        .list_statuses(StatusQuery {
+            limit: 100,
+            ..StatusQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(everything.videos, expected, "whole documents, by video id");
+    assert_eq!(everything.next_after, None);
+    assert_eq!(everything.position, head);
+
+    let query =
+        |status: Option<Status>, provider: Option<&str>, after: Option<&str>, limit| StatusQuery {
+            status,
+            provider: provider.map(|p| ProviderName::parse(p).unwrap()),
+            after: after.map(video),
+            limit,
+        };
+    let ids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let some = |id: &str| Some(id.to_string());
+
+    assert_eq!(
+        page_ids(store, query(None, None, None, 3)).await,
+        (ids(&["v01", "v02", "v03"]), some("v03"), head)
+    );
+    assert_eq!(
+        page_ids(store, query(None, None, Some("v03"), 3)).await,
+        (ids(&["v04", "v05", "v06"]), some("v06"), head)
+    );
+    assert_eq!(
+        page_ids(store, query(None, None, Some("v06"), 3)).await,
+        (ids(&["v07"]), None, head)
+    );
+    assert_eq!(
+        page_ids(store, query(Some(Status::Ready), None, None, 10)).await,
+        (ids(&["v01", "v03", "v05", "v06"]), None, head)
+    );
+    assert_eq!(
+        page_ids(store, query(None, Some("mux"), None, 10)).await,
+        (ids(&["v01", "v02", "v05", "v07"]), None, head)
+    );
+    assert_eq!(
+        page_ids(store, query(Some(Status::Ready), Some("mux"), None, 10)).await,
+        (ids(&["v01", "v05"]), None, head)
+    );
+    assert_eq!(
+        page_ids(store, query(Some(Status::Ready), None, None, 2)).await,
+        (ids(&["v01", "v03"]), some("v03"), head)
+    );
+    assert_eq!(
+        page_ids(store, query(Some(Status::Ready), None, Some("v03"), 2)).await,
+        (ids(&["v05", "v06"]), some("v06"), head)
+    );
+    assert_eq!(
+        page_ids(store, query(Some(Status::Ready), None, Some("v06"), 2)).await,
+        (ids(&[]), None, head)
+    );
+    assert_eq!(
+        page_ids(store, query(Some(Status::Deleted), None, None, 10)).await,
+        (ids(&[]), None, head)
+    );
+
+    // The position moves with the next append.
+    let event = sample_event("v08", "evt_8", EventKind::Uploaded, 1_000);
+    let (position, _) = appended(store, append_request(event, 0)).await;
+    assert_eq!(
+        page_ids(store, query(None, None, None, 1)).await.2,
+        position
+    );
+}
+
+/// A limit of 0 answers one row, a limit above 1000 answers 1000.
+pub async fn list_statuses_clamps_the_limit<S: EventStore>(store: &S) {
+    let statuses: Vec<VideoStatus> = (0..1_001)
+        .map(|n| sample_status(&format!("vid_{n:04}"), "mux", Status::Ready, 1))
+        .collect();
+    store.replace_statuses(statuses).await.unwrap();
+
+    let page = store
+        .list_statuses(StatusQuery {
+            limit: 5_000,
+            ..StatusQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.videos.len(), 1_000);
+    assert_eq!(page.next_after, Some(video("vid_0999")));
+    let rest = store
+        .list_statuses(StatusQuery {
+            limit: 5_000,
+            after: page.next_after,
+            ..StatusQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rest.videos.len(), 1);
+    assert_eq!(rest.next_after, None);
+
+    let page = store.list_statuses(StatusQuery::default()).await.unwrap();
+    assert_eq!(page.videos.len(), 1);
+    assert_eq!(page.next_after, Some(video("vid_0000")));
+}
+
+/// `replace_statuses` swaps the whole table: rows not given are gone.
+pub async fn replace_statuses_swaps_the_table<S: EventStore>(store: &S) {
+    for (n, id) in ["vid_a", "vid_b"].into_iter().enumerate() {
+        let event = sample_event(id, &format!("evt_{n}"), EventKind::Uploaded, 1_000);
+        let status = sample_status(id, SAMPLE_PROVIDER, Status::Uploaded, 1);
+        appended(store, with_status(append_request(event, 0), status)).await;
+    }
+    let rebuilt_b = sample_status("vid_b", SAMPLE_PROVIDER, Status::Ready, 1);
+    let rebuilt_c = sample_status("vid_c", "fal", Status::Failed, 3);
+    store
+        .replace_statuses(vec![rebuilt_c.clone(), rebuilt_b.clone()])
+        .await
+        .unwrap();
+
+    assert_eq!(store.get_status(&video("vid_a")).await.unwrap(), None);
+    assert_eq!(
+        store.get_status(&video("vid_b")).await.unwrap(),
+        Some(rebuilt_b.clone())
+    );
+    let page = store
+        .list_statuses(StatusQuery {
+            limit: 10,
+            ..StatusQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.videos, vec![rebuilt_b, rebuilt_c]);
+    assert_eq!(page.position, store.head_position().await.unwrap());
+
+    store.replace_statuses(Vec::new()).await.unwrap();
+    assert_eq!(store.get_status(&video("vid_b")).await.unwrap(), None);
+    // The log itself is untouched.
+    assert_eq!(store.read_all(0, 10).await.unwrap().len(), 2);
+}
+
+/// Audit records read back equal, newest first.
+pub async fn audit_round_trips_newest_first<S: EventStore>(store: &S) {
+    let ignored = AuditRecord {
+        provider: ProviderName::parse("mux").unwrap(),
+        event_id: Some(EventId::parse("evt_9").unwrap()),
+        video_id: Some(video("vid_9")),
+        kind: AuditKind::Ignored,
+        detail: "untracked type video.asset.track.ready".into(),
+        received_at: instant(1_800_000_000, 123_456_789),
+        raw: RawDelivery {
+            body: r#"{"type":"video.asset.track.ready"}"#.into(),
+            headers: vec![("mux-signature".into(), "t=1,v1=00".into())],
+        },
+    };
+    let conflict = AuditRecord {
+        provider: ProviderName::parse("fal").unwrap(),
+        event_id: None,
+        video_id: None,
+        kind: AuditKind::Conflict,
+        detail: "event id reused with a different body".into(),
+        received_at: instant(1_800_000_001, 1),
+        raw: RawDelivery {
+            body: vec![0xff, 0x00, 0x01].into(),
+            headers: Vec::new(),
+        },
+    };
+    assert!(store.list_audit(10).await.unwrap().is_empty());
+    store.record_audit(ignored.clone()).await.unwrap();
+    store.record_audit(conflict.clone()).await.unwrap();
+
+    assert_eq!(
+        store.list_audit(10).await.unwrap(),
+        vec![conflict.clone(), ignored]
+    );
+    assert_eq!(store.list_audit(1).await.unwrap(), vec![conflict]);
+}
+
+/// Quarantined requests read back equal, oldest first, after the given id.
+pub async fn quarantine_round_trips_oldest_first<S: EventStore>(store: &S) {
+    let record = |n: u32| QuarantineRecord {
+        provider: ProviderName::parse("mux").unwrap(),
+        error_code: "no_video_id".into(),
+        reason: format!("request {n} names no video"),
+        received_at: instant(1_800_000_000 + i64::from(n), 999_999_999),
+        raw: RawDelivery {
+            body: format!(r#"{{"n":{n}}}"#).into(),
+            headers: vec![
+                ("webhook-id".into(), format!("msg_{n}")),
+                ("webhook-signature".into(), "v1,AAAA".into()),
+            ],
+        },
+    };
+    assert!(store.list_quarantine(0, 10).await.unwrap().is_empty());
+    let first = store.quarantine(record(1)).await.unwrap();
+    let second = store.quarantine(record(2)).await.unwrap();
+    assert!(first < second, "ids increase: {first} then {second}");
+
+    let both = vec![
+        QuarantinedRequest {
+            id: first,
+            record: record(1),
+        },
+        QuarantinedRequest {
+            id: second,
+            record: record(2),
+        },
+    ];
+    assert_eq!(store.list_quarantine(0, 10).await.unwrap(), both);
+    assert_eq!(store.list_quarantine(0, 1).await.unwrap(), both[..1]);
+    assert_eq!(store.list_quarantine(first, 10).await.unwrap(), both[1..]);
+    assert!(store.list_quarantine(second, 10).await.unwrap().is_empty());
+}
+
+/// Concurrent appends are committed together: fewer commits than appended events.
+pub async fn concurrent_appends_share_commits<S: EventStore>(store: &S) {
+    let before = store.stats();
+    let outcomes = join_all((0..100).map(|n| {
+        let event = sample_event(
+            &format!("vid_{n:03}"),
+            &format!("evt_{n:03}"),
+            EventKind::Uploaded,
+            1_000,
+        );
+        store.append(append_request(event, 0))
+    }))
+    .await;
+    assert!(outcomes
+        .iter()
+        .all(|o| matches!(o, Ok(AppendOutcome::Appended { .. }))));
+
+    let after = store.stats();
+    let appended = after.appended - before.appended;
+    let commits = after.commits - before.commits;
+    assert_eq!(appended, 100);
+    assert!(
+        commits >= 1 && commits < appended,
+        "group commit: {commits} commits for {appended} appends"
+    );
+}
+
+/// Expands to one `#[tokio::test]` per conformance check, each on a fresh store from `$fresh`
+/// (an `async fn() -> (Guard, Store)`; the guard, e.g. a temp dir, lives as long as the test).
+/// A new check is added here once and runs on every backend.
+#[cfg(test)]
+macro_rules! conformance_tests {
+    ($fresh:path) => {
+        $crate::store::conformance::conformance_tests!(
+            @each $fresh;
+            append_then_read_stream_round_trips,
+            stale_expected_version_conflicts,
+            duplicate_event_id_is_stored_once,
+            concurrent_appends_of_one_event_store_it_once,
+            concurrent_appends_across_streams_are_gap_free,
+            status_is_written_with_its_append_only,
+            failing_request_rolls_back_only_itself,
+            list_statuses_filters_and_pages,
+            list_statuses_clamps_the_limit,
+            replace_statuses_swaps_the_table,
+            audit_round_trips_newest_first,
+            quarantine_round_trips_oldest_first,
+            concurrent_appends_share_commits,
+        );
+    };
+    (@each $fresh:path; $($check:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $check() {
+            let (_guard, store) = $fresh().await;
+            $crate::store::conformance::$check(&store).await;
+        }
+    )*};
+}
+
+#[cfg(test)]
+pub(crate) use conformance_tests;

@@ -1,0 +1,1278 @@
+//! The embedded SQLite backend (`sqlite://PATH`): the event log, the status table, the audit log
+//! and the quarantine in one WAL-mode database file.
+//!
+//! Writes go through one dedicated writer thread that owns the only read-write connection and
+//! commits whatever is queued in one transaction (group commit: one fsync for many webhooks),
+//! with a savepoint per request so a failing request rolls back only itself. Reads run on a
+//! small pool of read-only connections beside it, which WAL allows. Nothing here decides what an
+//! event means: the bytes come from `event::codec`, the status documents from the caller.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::types::ToSql;
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::{
+    AppendOutcome, AppendRequest, AuditKind, AuditRecord, EventStore, QuarantineRecord,
+    QuarantinedRequest, StatusPage, StatusQuery, StoreError, StoreStats, StoredEvent,
+};
+use crate::event::codec::{decode_event, decode_raw, encode_event, encode_raw};
+use crate::event::{EventId, ProviderName, VideoId};
+use crate::projection::VideoStatus;
+
+/// Schema migrations, applied in order by [`SqliteStore::open`] and recorded in
+/// `schema_migrations`. Append only: a shipped migration never changes.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "0001_init",
+    sql: include_str!("../../migrations/sqlite/0001_init.sql"),
+}];
+
+const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY NOT NULL, name TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT";
+const SELECT_SCHEMA_VERSION: &str = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations";
+const INSERT_MIGRATION: &str =
+    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)";
+
+const BEGIN_BATCH: &str = "BEGIN IMMEDIATE";
+const COMMIT_BATCH: &str = "COMMIT";
+const ROLLBACK_BATCH: &str = "ROLLBACK";
+const BEGIN_REQUEST: &str = "SAVEPOINT request";
+const END_REQUEST: &str = "RELEASE request";
+const UNDO_REQUEST: &str = "ROLLBACK TO request; RELEASE request";
+
+const SELECT_STREAM_VERSION: &str =
+    "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE stream_id = ?1";
+const SELECT_BY_EVENT_ID: &str =
+    "SELECT stream_id, body_sha256 FROM events WHERE provider = ?1 AND event_id = ?2";
+const INSERT_EVENT: &str = "INSERT INTO events (stream_id, stream_version, provider, event_id,
+    kind, occurred_at, received_at, body_sha256, payload, raw)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+const UPSERT_STATUS: &str =
+    "INSERT INTO status (video_id, provider, status, version, position, doc)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+    ON CONFLICT (video_id) DO UPDATE SET provider = excluded.provider, status = excluded.status,
+    version = excluded.version, position = excluded.position, doc = excluded.doc";
+const DELETE_STATUSES: &str = "DELETE FROM status";
+const SELECT_POSITION_AT_VERSION: &str =
+    "SELECT position FROM events WHERE stream_id = ?1 AND stream_version = ?2";
+const INSERT_AUDIT: &str = "INSERT INTO audit_log (provider, event_id, video_id, kind, detail,
+    received_at, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+const INSERT_QUARANTINE: &str = "INSERT INTO quarantine (provider, error_code, reason,
+    received_at, raw) VALUES (?1, ?2, ?3, ?4, ?5)";
+
+const SELECT_STREAM: &str =
+    "SELECT position, stream_version, payload FROM events WHERE stream_id = ?1
+    ORDER BY stream_version";
+const SELECT_ALL: &str = "SELECT position, stream_version, payload FROM events
+    WHERE position > ?1 ORDER BY position LIMIT ?2";
+const SELECT_HEAD: &str = "SELECT COALESCE(MAX(position), 0) FROM events";
+const SELECT_STATUS: &str = "SELECT doc FROM status WHERE video_id = ?1";
+/// `list_statuses` adds the filters it was given to this, then [`STATUS_PAGE_ORDER`].
+const SELECT_STATUS_PAGE: &str = "SELECT doc FROM status";
+const STATUS_PAGE_BY_STATUS: &str = "status = :status";
+const STATUS_PAGE_BY_PROVIDER: &str = "provider = :provider";
+const STATUS_PAGE_AFTER: &str = "video_id > :after";
+const STATUS_PAGE_ORDER: &str = " ORDER BY video_id LIMIT :limit";
+const SELECT_AUDIT: &str = "SELECT provider, event_id, video_id, kind, detail, received_at, raw
+    FROM audit_log ORDER BY id DESC LIMIT ?1";
+const SELECT_QUARANTINE: &str = "SELECT id, provider, error_code, reason, received_at, raw
+    FROM quarantine WHERE id > ?1 ORDER BY id LIMIT ?2";
+
+/// Most requests committed in one transaction: bounds the time a batch holds its callers.
+const MAX_BATCH: usize = 512;
+/// Requests waiting for the writer; beyond it, callers wait to enqueue (backpressure).
+const QUEUE_CAPACITY: usize = 4 * MAX_BATCH;
+/// Read-only connections (and concurrent blocking reads).
+const READERS: usize = 4;
+/// How long a statement waits for a lock held by another process before answering busy.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest page `list_statuses` returns.
+const MAX_STATUS_PAGE: usize = 1000;
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+/// The SQLite event store. A cheap handle: clones share one writer thread and one read pool;
+/// the writer thread finishes its batch and stops when the last handle drops.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    // Field order matters: `jobs` drops first, which ends the writer's loop, and then
+    // `_writer` joins the thread (held only for that).
+    jobs: mpsc::Sender<Job>,
+    _writer: WriterThread,
+    readers: Arc<ReadPool>,
+    counters: Arc<Counters>,
+}
+
+impl SqliteStore {
+    /// Opens the database at `path` (creating it and its parent directories), applies pending
+    /// migrations and starts the writer thread. Also what `video-status migrate` runs.
+    pub async fn open(path: &str) -> Result<SqliteStore, StoreError> {
+        let path = PathBuf::from(path);
+        tokio::task::spawn_blocking(move || SqliteStore::open_blocking(path))
+            .await
+            .map_err(|join| StoreError::Unavailable(Box::new(join)))?
+    }
+
+    fn open_blocking(path: PathBuf) -> Result<SqliteStore, StoreError> {
+        // Each connection to ":memory:" (or "") is its own empty database: the readers would
+        // never see what the writer wrote, and nothing would survive a restart.
+        if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+            return Err(StoreError::Unavailable(
+                "sqlite:// needs a file path; an in-memory database is not durable".into(),
+            ));
+        }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        }
+        let mut conn = open_writer(&path)?;
+        migrate(&mut conn)?;
+
+        // A reader now, so a database readers cannot open fails here rather than on first read.
+        let readers = Arc::new(ReadPool::new(path));
+        readers.checkin(readers.checkout()?);
+
+        let counters = Arc::new(Counters::default());
+        let (jobs, queue) = mpsc::channel(QUEUE_CAPACITY);
+        let thread = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn({
+                let counters = Arc::clone(&counters);
+                move || run_writer(conn, queue, &counters)
+            })
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                jobs,
+                _writer: WriterThread(Some(thread)),
+                readers,
+                counters,
+            }),
+        })
+    }
+
+    /// Hands a request to the writer thread and waits until its batch committed.
+    async fn write<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .jobs
+            .send(job(reply))
+            .await
+            .map_err(|_| writer_stopped())?;
+        // A dropped reply means the writer thread died before answering: not acknowledged.
+        answer.await.map_err(|_| writer_stopped())?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.inner.readers.run(work).await
+    }
+}
+
+impl EventStore for SqliteStore {
+    #[tracing::instrument(skip_all, fields(
+        video_id = %request.event.video_id,
+        event_id = %request.event.event_id,
+    ))]
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
+        self.write(|reply| Job::Append(Box::new(request), reply))
+            .await
+    }
+
+    async fn read_stream(&self, video_id: &VideoId) -> Result<Vec<StoredEvent>, StoreError> {
+        let stream = video_id.as_str().to_owned();
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(SELECT_STREAM)?;
+            let rows = statement.query(params![stream])?;
+            stored_events(rows)
+        })
+        .await
+    }
+
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(SELECT_ALL)?;
+            let rows = statement.query(params![saturating_i64(after), saturating_i64(limit)])?;
+            stored_events(rows)
+        })
+        .await
+    }
+
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        self.read(|conn| head_position(conn)).await
+    }
+
+    async fn get_status(&self, video_id: &VideoId) -> Result<Option<VideoStatus>, StoreError> {
+        let video_id = video_id.as_str().to_owned();
+        self.read(move |conn| {
+            let doc: Option<String> = conn
+                .prepare_cached(SELECT_STATUS)?
+                .query_row(params![video_id], |row| row.get(0))
+                .optional()?;
+            doc.as_deref().map(status_from_doc).transpose()
+        })
+        .await
+    }
+
+    async fn list_statuses(&self, query: StatusQuery) -> Result<StatusPage, StoreError> {
+        let limit = query.limit.clamp(1, MAX_STATUS_PAGE);
+        self.read(move |conn| {
+            let status = query.status.map(|s| s.as_str());
+            let provider = query.provider.as_ref().map(ProviderName::as_str);
+            let after = query.after.as_ref().map(VideoId::as_str);
+            let limit_param = saturating_i64(limit);
+            let mut conditions = Vec::new();
+            let mut bound: Vec<(&str, &dyn ToSql)> = vec![(":limit", &limit_param)];
+            for (condition, name, value) in [
+                (STATUS_PAGE_BY_STATUS, ":status", &status),
+                (STATUS_PAGE_BY_PROVIDER, ":provider", &provider),
+                (STATUS_PAGE_AFTER, ":after", &after),
+            ] {
+                if let Some(value) = value {
+                    conditions.push(condition);
+                    bound.push((name, value));
+                }
+            }
+            let mut sql = String::from(SELECT_STATUS_PAGE);
+            if !conditions.is_empty() {
+                sql.push_str(" WHERE ");
+                sql.push_str(&conditions.join(" AND "));
+            }
+            sql.push_str(STATUS_PAGE_ORDER);
+
+            // One read transaction: the page and the position it reflects are one snapshot.
+            let snapshot = conn.transaction()?;
+            let position = head_position(&snapshot)?;
+            let docs = {
+                let mut statement = snapshot.prepare_cached(&sql)?;
+                let docs = statement.query_map(bound.as_slice(), |row| row.get::<_, String>(0))?;
+                docs.collect::<Result<Vec<_>, _>>()?
+            };
+            snapshot.commit()?;
+
+            let videos = docs
+                .iter()
+                .map(|doc| status_from_doc(doc))
+                .collect::<Result<Vec<_>, _>>()?;
+            let next_after = match videos.last() {
+                Some(last) if videos.len() == limit => Some(last.video_id.clone()),
+                _ => None,
+            };
+            Ok(StatusPage {
+                videos,
+                next_after,
+                position,
+            })
+        })
+        .await
+    }
+
+    async fn replace_statuses(&self, statuses: Vec<VideoStatus>) -> Result<(), StoreError> {
+        self.write(|reply| Job::ReplaceStatuses(statuses, reply))
+            .await
+    }
+
+    async fn record_audit(&self, record: AuditRecord) -> Result<(), StoreError> {
+        self.write(|reply| Job::RecordAudit(Box::new(record), reply))
+            .await
+    }
+
+    async fn list_audit(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(SELECT_AUDIT)?;
+            let mut rows = statement.query(params![saturating_i64(limit)])?;
+            let mut records = Vec::new();
+            while let Some(row) = rows.next()? {
+                records.push(AuditRecord {
+                    provider: parse_id(ProviderName::parse, row.get(0)?, "audit provider")?,
+                    event_id: row
+                        .get::<_, Option<String>>(1)?
+                        .map(|raw| parse_id(EventId::parse, raw, "audit event_id"))
+                        .transpose()?,
+                    video_id: row
+                        .get::<_, Option<String>>(2)?
+                        .map(|raw| parse_id(VideoId::parse, raw, "audit video_id"))
+                        .transpose()?,
+                    kind: audit_kind(&row.get::<_, String>(3)?)?,
+                    detail: row.get(4)?,
+                    received_at: instant_from_text(&row.get::<_, String>(5)?)?,
+                    raw: decode_raw(&row.get::<_, Vec<u8>>(6)?)
+                        .map_err(|e| corrupt("audit raw delivery", e))?,
+                });
+            }
+            Ok(records)
+        })
+        .await
+    }
+
+    async fn quarantine(&self, record: QuarantineRecord) -> Result<u64, StoreError> {
+        self.write(|reply| Job::Quarantine(Box::new(record), reply))
+            .await
+    }
+
+    async fn list_quarantine(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<QuarantinedRequest>, StoreError> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(SELECT_QUARANTINE)?;
+            let mut rows =
+                statement.query(params![saturating_i64(after), saturating_i64(limit)])?;
+            let mut requests = Vec::new();
+            while let Some(row) = rows.next()? {
+                requests.push(QuarantinedRequest {
+                    id: stored_u64(row.get(0)?, "quarantine id")?,
+                    record: QuarantineRecord {
+                        provider: parse_id(
+                            ProviderName::parse,
+                            row.get(1)?,
+                            "quarantine provider",
+                        )?,
+                        error_code: row.get(2)?,
+                        reason: row.get(3)?,
+                        received_at: instant_from_text(&row.get::<_, String>(4)?)?,
+                        raw: decode_raw(&row.get::<_, Vec<u8>>(5)?)
+                            .map_err(|e| corrupt("quarantined raw delivery", e))?,
+                    },
+                });
+            }
+            Ok(requests)
+        })
+        .await
+    }
+
+    /// Rides the write path: answers once the writer has taken the write lock and committed.
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.write(Job::Ping).await
+    }
+
+    fn stats(&self) -> StoreStats {
+        StoreStats {
+            commits: self.inner.counters.commits.load(Ordering::Relaxed),
+            appended: self.inner.counters.appended.load(Ordering::Relaxed),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Opening and migrating
+
+/// The writer's connection: WAL, and `synchronous=FULL` so a commit is on disk (WAL fsynced)
+/// before the caller hears `Ok`. NORMAL would lose acknowledged events on power loss.
+fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Unavailable(
+            format!("{} cannot use WAL (journal_mode is {mode})", path.display()).into(),
+        ));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(conn)
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "query_only", true)?;
+    Ok(conn)
+}
+
+/// Applies the migrations the database has not seen, in one transaction. Idempotent, and
+/// `IMMEDIATE` so two processes opening the same file at once migrate one after the other.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(CREATE_MIGRATIONS_TABLE)?;
+    let applied: i64 = tx.query_row(SELECT_SCHEMA_VERSION, [], |row| row.get(0))?;
+    let known = MIGRATIONS.last().map_or(0, |m| m.version);
+    if applied > known {
+        return Err(StoreError::Corrupt(format!(
+            "database schema is at version {applied}, newer than this build knows ({known})"
+        )));
+    }
+    let now = text_from_instant(Utc::now());
+    for migration in MIGRATIONS.iter().filter(|m| m.version > applied) {
+        tx.execute_batch(migration.sql)?;
+        tx.execute(
+            INSERT_MIGRATION,
+            params![migration.version, migration.name, now],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The writer thread: group commit
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// A request for the writer thread.
+enum Job {
+    Append(Box<AppendRequest>, Reply<AppendOutcome>),
+    ReplaceStatuses(Vec<VideoStatus>, Reply<()>),
+    RecordAudit(Box<AuditRecord>, Reply<()>),
+    Quarantine(Box<QuarantineRecord>, Reply<u64>),
+    Ping(Reply<()>),
+}
+
+/// A request that ran in the batch, waiting for the batch's COMMIT before its caller hears.
+enum Pending {
+    Append(Reply<AppendOutcome>, Result<AppendOutcome, StoreError>),
+    Unit(Reply<()>, Result<(), StoreError>),
+    Id(Reply<u64>, Result<u64, StoreError>),
+}
+
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    appended: AtomicU64,
+}
+
+/// Joins the writer thread on drop, so the database is closed when the last handle is gone.
+struct WriterThread(Option<JoinHandle<()>>);
+
+impl Drop for WriterThread {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take() {
+            // A panic in the writer already answered its callers with `Unavailable`.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Takes everything queued (up to [`MAX_BATCH`]) and commits it at once: while one batch is
+/// being fsynced, the next one queues up. Ends when every sender is gone.
+fn run_writer(conn: Connection, mut queue: mpsc::Receiver<Job>, counters: &Counters) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
+        commit_batch(&conn, batch.drain(..), counters);
+    }
+}
+
+fn commit_batch(conn: &Connection, jobs: impl Iterator<Item = Job>, counters: &Counters) {
+    // A failed ROLLBACK of an earlier batch would otherwise fail every batch after it.
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch(ROLLBACK_BATCH);
+    }
+    let mut batch = Batch {
+        conn,
+        aborted: conn.execute_batch(BEGIN_BATCH).err().map(|e| e.to_string()),
+        writes: 0,
+    };
+    let done: Vec<Pending> = jobs.map(|job| job.run(&mut batch)).collect();
+
+    let failure = match batch.aborted {
+        Some(why) => Some(why),
+        None => conn
+            .execute_batch(COMMIT_BATCH)
+            .err()
+            .map(|e| e.to_string()),
+    };
+    match failure {
+        None => {
+            // Counted before anyone hears back, so a caller's `stats()` includes its own write.
+            let appended = done.iter().filter(|p| p.appended()).count() as u64;
+            if batch.writes > 0 {
+                counters.commits.fetch_add(1, Ordering::Relaxed);
+            }
+            counters.appended.fetch_add(appended, Ordering::Relaxed);
+            done.into_iter().for_each(Pending::send);
+        }
+        Some(why) => {
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch(ROLLBACK_BATCH);
+            }
+            // Nothing of the batch is durable, whatever each request's own answer was.
+            done.into_iter().for_each(|p| p.fail(&why));
+        }
+    }
+}
+
+/// One open batch transaction.
+struct Batch<'c> {
+    conn: &'c Connection,
+    /// Set when the whole transaction is lost: every request of the batch will be `Unavailable`.
+    aborted: Option<String>,
+    /// Requests that may have written (pings excluded).
+    writes: usize,
+}
+
+impl Batch<'_> {
+    /// Runs one request in its own savepoint: a failing request rolls back only itself.
+    fn run<T>(
+        &mut self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if let Some(why) = &self.aborted {
+            return Err(batch_failed(why));
+        }
+        self.writes += 1;
+        if let Err(e) = self.conn.execute_batch(BEGIN_REQUEST) {
+            self.aborted = Some(e.to_string());
+            return Err(e.into());
+        }
+        let result = work(self.conn);
+        let end = if result.is_ok() {
+            END_REQUEST
+        } else {
+            UNDO_REQUEST
+        };
+        if let Err(e) = self.conn.execute_batch(end) {
+            self.aborted = Some(e.to_string());
+        }
+        // SQLite rolls the whole transaction back by itself on some errors (FULL, IOERR,
+        // NOMEM, ...); what the batch did before is gone, so nobody may hear `Ok`.
+        if self.aborted.is_none() && self.conn.is_autocommit() {
+            self.aborted = Some("sqlite rolled the transaction back".into());
+        }
+        result
+    }
+}
+
+impl Job {
+    fn run(self, batch: &mut Batch<'_>) -> Pending {
+        match self {
+            Job::Append(request, reply) => {
+                Pending::Append(reply, batch.run(|conn| append(conn, &request)))
+            }
+            Job::ReplaceStatuses(statuses, reply) => {
+                Pending::Unit(reply, batch.run(|conn| replace_statuses(conn, &statuses)))
+            }
+            Job::RecordAudit(record, reply) => {
+                Pending::Unit(reply, batch.run(|conn| record_audit(conn, &record)))
+            }
+            Job::Quarantine(record, reply) => {
+                Pending::Id(reply, batch.run(|conn| quarantine(conn, &record)))
+            }
+            // Answered with the batch: Ok only once the writer could take the lock and commit.
+            Job::Ping(reply) => Pending::Unit(reply, Ok(())),
+        }
+    }
+}
+
+impl Pending {
+    fn appended(&self) -> bool {
+        matches!(self, Pending::Append(_, Ok(AppendOutcome::Appended { .. })))
+    }
+
+    /// Delivers the answer. A caller that gave up meanwhile misses it; its write stands.
+    fn send(self) {
+        match self {
+            Pending::Append(reply, result) => drop(reply.send(result)),
+            Pending::Unit(reply, result) => drop(reply.send(result)),
+            Pending::Id(reply, result) => drop(reply.send(result)),
+        }
+    }
+
+    fn fail(self, why: &str) {
+        match self {
+            Pending::Append(reply, _) => drop(reply.send(Err(batch_failed(why)))),
+            Pending::Unit(reply, _) => drop(reply.send(Err(batch_failed(why)))),
+            Pending::Id(reply, _) => drop(reply.send(Err(batch_failed(why)))),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The writes, each run inside a request savepoint on the writer's connection
+
+fn append(conn: &Connection, request: &AppendRequest) -> Result<AppendOutcome, StoreError> {
+    let event = &request.event;
+    if let Some(status) = &request.status {
+        if status.video_id != event.video_id {
+            return Err(StoreError::Corrupt(format!(
+                "status of video {} given with an event of video {}",
+                status.video_id, event.video_id
+            )));
+        }
+    }
+    let body_sha256 = request.raw.body_sha256();
+    let current = stream_version(conn, &event.video_id)?;
+    if current != request.expected_version {
+        // A redelivery answers Duplicate even when the caller's version is stale: it is
+        // already in the log, and that is what the provider needs to hear.
+        return match find_duplicate(conn, request, &body_sha256)? {
+            Some(duplicate) => Ok(duplicate),
+            None => Err(StoreError::Conflict {
+                stream: event.video_id.clone(),
+                expected: request.expected_version,
+                actual: current,
+            }),
+        };
+    }
+
+    let version = current + 1;
+    let inserted = conn.prepare_cached(INSERT_EVENT)?.execute(params![
+        event.video_id.as_str(),
+        saturating_i64(version),
+        event.provider.as_str(),
+        event.event_id.as_str(),
+        event.kind.name(),
+        event.occurred_at.timestamp_micros(),
+        event.received_at.timestamp_micros(),
+        &body_sha256[..],
+        encode_event(event),
+        encode_raw(&request.raw),
+    ]);
+    // The unique constraints decide; the lookup afterwards only tells which one fired.
+    if let Err(e) = inserted {
+        if !is_unique_violation(&e) {
+            return Err(e.into());
+        }
+        return match find_duplicate(conn, request, &body_sha256)? {
+            Some(duplicate) => Ok(duplicate),
+            None => Err(StoreError::Conflict {
+                stream: event.video_id.clone(),
+                expected: request.expected_version,
+                actual: stream_version(conn, &event.video_id)?,
+            }),
+        };
+    }
+    let position = conn.last_insert_rowid();
+
+    if let Some(status) = &request.status {
+        upsert_status(conn, status, position)?;
+    }
+    Ok(AppendOutcome::Appended {
+        position: stored_u64(position, "position")?,
+        version,
+    })
+}
+
+fn stream_version(conn: &Connection, stream: &VideoId) -> Result<u64, StoreError> {
+    let version: i64 = conn
+        .prepare_cached(SELECT_STREAM_VERSION)?
+        .query_row(params![stream.as_str()], |row| row.get(0))?;
+    stored_u64(version, "stream version")
+}
+
+/// The answer for an event whose `(provider, event_id)` is already in the log, if it is.
+fn find_duplicate(
+    conn: &Connection,
+    request: &AppendRequest,
+    body_sha256: &[u8; 32],
+) -> Result<Option<AppendOutcome>, StoreError> {
+    let stored: Option<(String, Vec<u8>)> = conn
+        .prepare_cached(SELECT_BY_EVENT_ID)?
+        .query_row(
+            params![
+                request.event.provider.as_str(),
+                request.event.event_id.as_str()
+            ],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    stored
+        .map(|(stream, stored_sha256)| {
+            Ok(AppendOutcome::Duplicate {
+                stream: parse_id(VideoId::parse, stream, "stream_id")?,
+                same_body: stored_sha256 == body_sha256[..],
+            })
+        })
+        .transpose()
+}
+
+fn upsert_status(conn: &Connection, status: &VideoStatus, position: i64) -> Result<(), StoreError> {
+    let doc = serde_json::to_string(status)
+        .map_err(|e| corrupt(&format!("status of {}", status.video_id), e))?;
+    conn.prepare_cached(UPSERT_STATUS)?.execute(params![
+        status.video_id.as_str(),
+        status.provider.as_str(),
+        status.status.as_str(),
+        saturating_i64(status.version),
+        position,
+        doc,
+    ])?;
+    Ok(())
+}
+
+fn replace_statuses(conn: &Connection, statuses: &[VideoStatus]) -> Result<(), StoreError> {
+    conn.prepare_cached(DELETE_STATUSES)?.execute([])?;
+    let mut position_at = conn.prepare_cached(SELECT_POSITION_AT_VERSION)?;
+    for status in statuses {
+        // A rebuilt status reflects its stream up to `version`: that event's position.
+        let position: i64 = position_at
+            .query_row(
+                params![status.video_id.as_str(), saturating_i64(status.version)],
+                |row| row.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        upsert_status(conn, status, position)?;
+    }
+    Ok(())
+}
+
+fn record_audit(conn: &Connection, record: &AuditRecord) -> Result<(), StoreError> {
+    conn.prepare_cached(INSERT_AUDIT)?.execute(params![
+        record.provider.as_str(),
+        record.event_id.as_ref().map(EventId::as_str),
+        record.video_id.as_ref().map(VideoId::as_str),
+        record.kind.as_str(),
+        record.detail,
+        text_from_instant(record.received_at),
+        encode_raw(&record.raw),
+    ])?;
+    Ok(())
+}
+
+fn quarantine(conn: &Connection, record: &QuarantineRecord) -> Result<u64, StoreError> {
+    conn.prepare_cached(INSERT_QUARANTINE)?.execute(params![
+        record.provider.as_str(),
+        record.error_code,
+        record.reason,
+        text_from_instant(record.received_at),
+        encode_raw(&record.raw),
+    ])?;
+    stored_u64(conn.last_insert_rowid(), "quarantine id")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The read pool
+
+/// Read-only connections used on blocking threads. At most [`READERS`] reads run at once, so
+/// at most that many connections exist.
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+impl ReadPool {
+    fn new(path: PathBuf) -> ReadPool {
+        ReadPool {
+            path,
+            idle: Mutex::new(Vec::with_capacity(READERS)),
+            permits: Arc::new(Semaphore::new(READERS)),
+        }
+    }
+
+    async fn run<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        // The permit moves into the blocking task: a caller that gives up does not free a slot
+        // while its read still runs.
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        let pool = Arc::clone(self);
+        let read = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let mut conn = pool.checkout()?;
+            let result = work(&mut conn);
+            pool.checkin(conn);
+            result
+        });
+        match read.await {
+            Ok(result) => result,
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(join) => Err(StoreError::Unavailable(Box::new(join))),
+        }
+    }
+
+    fn checkout(&self) -> Result<Connection, StoreError> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => open_reader(&self.path),
+        }
+    }
+
+    fn checkin(&self, conn: Connection) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(conn);
+    }
+}
+
+fn head_position(conn: &Connection) -> Result<u64, StoreError> {
+    let head: i64 = conn
+        .prepare_cached(SELECT_HEAD)?
+        .query_row([], |row| row.get(0))?;
+    stored_u64(head, "position")
+}
+
+fn stored_events(mut rows: rusqlite::Rows<'_>) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut events = Vec::new();
+    while let Some(row) = rows.next()? {
+        let position = stored_u64(row.get(0)?, "position")?;
+        let payload: Vec<u8> = row.get(2)?;
+        events.push(StoredEvent {
+            position,
+            version: stored_u64(row.get(1)?, "stream_version")?,
+            event: decode_event(&payload)
+                .map_err(|e| corrupt(&format!("event at position {position}"), e))?,
+        });
+    }
+    Ok(events)
+}
+
+fn status_from_doc(doc: &str) -> Result<VideoStatus, StoreError> {
+    serde_json::from_str(doc).map_err(|e| corrupt("status document", e))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversions
+
+fn text_from_instant(at: DateTime<Utc>) -> String {
+    // Nanoseconds, so a record reads back equal to what was written.
+    at.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+fn instant_from_text(text: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|e| corrupt("received_at", e))
+}
+
+fn audit_kind(text: &str) -> Result<AuditKind, StoreError> {
+    [AuditKind::Ignored, AuditKind::Conflict]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown audit kind {text:?}")))
+}
+
+fn parse_id<T, E: std::fmt::Display>(
+    parse: impl FnOnce(String) -> Result<T, E>,
+    raw: String,
+    what: &str,
+) -> Result<T, StoreError> {
+    parse(raw).map_err(|e| corrupt(what, e))
+}
+
+fn stored_u64(value: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative {what}: {value}")))
+}
+
+/// Positions, versions and limits beyond `i64::MAX` mean "everything": SQLite stops there.
+fn saturating_i64<N: TryInto<i64>>(value: N) -> i64 {
+    value.try_into().unwrap_or(i64::MAX)
+}
+
+fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {error}"))
+}
+
+fn writer_stopped() -> StoreError {
+    StoreError::Unavailable("the sqlite writer thread has stopped".into())
+}
+
+fn batch_failed(why: &str) -> StoreError {
+    StoreError::Unavailable(format!("sqlite batch not committed: {why}").into())
+}
+
+fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}
+
+/// What the caller does next: the disk, the lock or the file is the trouble → `Unavailable`
+/// (retry later, answer 503); the bytes are wrong → `Corrupt` (alert). Anything else is a bug
+/// in this file, answered `Unavailable` because an unacknowledged write is retried harmlessly.
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> StoreError {
+        use rusqlite::Error as E;
+
+        match &error {
+            E::SqliteFailure(failure, _)
+                if matches!(
+                    failure.code,
+                    ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase
+                ) =>
+            {
+                StoreError::Corrupt(error.to_string())
+            }
+            // Busy/locked, I/O, disk full, read-only, cannot open, permissions, out of memory.
+            E::SqliteFailure(..) => StoreError::Unavailable(Box::new(error)),
+            E::FromSqlConversionFailure(..)
+            | E::IntegralValueOutOfRange(..)
+            | E::Utf8Error(..)
+            | E::InvalidColumnType(..) => StoreError::Corrupt(error.to_string()),
+            _ => StoreError::Unavailable(Box::new(error)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tempfile::TempDir;
+
+    use super::super::conformance;
+    use super::*;
+    use crate::event::EventKind;
+
+    async fn fresh() -> (TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(db_path(&dir).to_str().unwrap())
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    fn db_path(dir: &TempDir) -> PathBuf {
+        dir.path().join("nested/dir/video-status.db")
+    }
+
+    conformance::conformance_tests!(fresh);
+
+    #[tokio::test]
+    async fn events_survive_drop_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db_path(&dir);
+        let event = conformance::sample_event("vid_1", "evt_1", EventKind::Uploaded, 100);
+        let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+        let outcome = store
+            .append(conformance::append_request(event.clone(), 0))
+            .await
+            .unwrap();
+        assert_eq!(
+            outcome,
+            AppendOutcome::Appended {
+                position: 1,
+                version: 1
+            }
+        );
+        drop(store);
+
+        let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+        let stored = store.read_stream(&event.video_id).await.unwrap();
+        assert_eq!(
+            stored,
+            vec![StoredEvent {
+                position: 1,
+                version: 1,
+                event: event.clone()
+            }]
+        );
+        // The redelivery after a restart is still recognised.
+        let again = store
+            .append(conformance::append_request(event.clone(), 0))
+            .await
+            .unwrap();
+        assert_eq!(
+            again,
+            AppendOutcome::Duplicate {
+                stream: event.video_id,
+                same_body: true
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn migrations_apply_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db_path(&dir);
+        drop(SqliteStore::open(path.to_str().unwrap()).await.unwrap());
+        drop(SqliteStore::open(path.to_str().unwrap()).await.unwrap());
+
+        let conn = Connection::open(&path).unwrap();
+        let applied: Vec<(i64, String)> = conn
+            .prepare("SELECT version, name FROM schema_migrations ORDER BY version")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let expected: Vec<(i64, String)> = MIGRATIONS
+            .iter()
+            .map(|m| (m.version, m.name.to_string()))
+            .collect();
+        assert_eq!(applied, expected);
+    }
+
+    #[tokio::test]
+    async fn a_database_from_a_newer_build_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db_path(&dir);
+        drop(SqliteStore::open(path.to_str().unwrap()).await.unwrap());
+        Connection::open(&path)
+            .unwrap()
+            .execute(
+                INSERT_MIGRATION,
+                params![999, "9999_future", "2030-01-01T00:00:00Z"],
+            )
+            .unwrap();
+        let err = SqliteStore::open(path.to_str().unwrap())
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(err, StoreError::Corrupt(m) if m.contains("999")));
+    }
+
+    #[test]
+    fn the_writer_connection_commits_durably_in_wal_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_writer(&dir.path().join("db")).unwrap();
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |row| row.get(0))
+            .unwrap();
+        let synchronous: i64 = conn
+            .pragma_query_value(None, "synchronous", |row| row.get(0))
+            .unwrap();
+        let foreign_keys: bool = conn
+            .pragma_query_value(None, "foreign_keys", |row| row.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        assert_eq!(synchronous, 2, "synchronous must be FULL");
+        assert!(foreign_keys);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_payload_is_corrupt() {
+        let (dir, store) = fresh().await;
+        let event = conformance::sample_event("vid_1", "evt_1", EventKind::Ready, 100);
+        store
+            .append(conformance::append_request(event.clone(), 0))
+            .await
+            .unwrap();
+        Connection::open(db_path(&dir))
+            .unwrap()
+            .execute("UPDATE events SET payload = x'0f01'", [])
+            .unwrap();
+        let err = store.read_stream(&event.video_id).await.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(m) if m.contains("position 1")));
+        let err = store.read_all(0, 10).await.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)));
+    }
+
+    #[tokio::test]
+    async fn in_memory_paths_are_refused() {
+        for path in ["", ":memory:"] {
+            let err = SqliteStore::open(path).await.err().unwrap();
+            assert!(matches!(err, StoreError::Unavailable(_)), "{path:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn ping_answers_and_commits_nothing() {
+        let (_dir, store) = fresh().await;
+        store.ping().await.unwrap();
+        assert_eq!(store.stats(), StoreStats::default());
+    }
+
+    #[test]
+    fn driver_failures_are_classified() {
+        let failure = |code| {
+            StoreError::from(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        for code in [
+            rusqlite::ffi::SQLITE_BUSY,
+            rusqlite::ffi::SQLITE_IOERR,
+            rusqlite::ffi::SQLITE_FULL,
+            rusqlite::ffi::SQLITE_READONLY,
+            rusqlite::ffi::SQLITE_CANTOPEN,
+        ] {
+            assert!(
+                matches!(failure(code), StoreError::Unavailable(_)),
+                "{code}"
+            );
+        }
+        for code in [rusqlite::ffi::SQLITE_CORRUPT, rusqlite::ffi::SQLITE_NOTADB] {
+            assert!(matches!(failure(code), StoreError::Corrupt(_)), "{code}");
+        }
+        let conversion =
+            rusqlite::Error::InvalidColumnType(0, "payload".into(), rusqlite::types::Type::Text);
+        assert!(matches!(
+            StoreError::from(conversion),
+            StoreError::Corrupt(_)
+        ));
+    }
+
+    fn writer_with_schema(dir: &TempDir) -> Connection {
+        let mut conn = open_writer(&dir.path().join("db")).unwrap();
+        migrate(&mut conn).unwrap();
+        conn
+    }
+
+    fn count(conn: &Connection, table: &str) -> i64 {
+        conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+            row.get(0)
+        })
+        .unwrap()
+    }
+
+    fn audit() -> AuditRecord {
+        AuditRecord {
+            provider: ProviderName::parse("mux").unwrap(),
+            event_id: None,
+            video_id: None,
+            kind: AuditKind::Ignored,
+            detail: "untracked".into(),
+            received_at: Utc::now(),
+            raw: Default::default(),
+        }
+    }
+
+    fn quarantined() -> QuarantineRecord {
+        QuarantineRecord {
+            provider: ProviderName::parse("mux").unwrap(),
+            error_code: "bad_json".into(),
+            reason: "not JSON".into(),
+            received_at: Utc::now(),
+            raw: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_failed_request_rolls_back_its_own_writes_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = writer_with_schema(&dir);
+        conn.execute_batch(BEGIN_BATCH).unwrap();
+        let mut batch = Batch {
+            conn: &conn,
+            aborted: None,
+            writes: 0,
+        };
+        let failed = batch.run(|c| {
+            record_audit(c, &audit())?;
+            Err::<(), _>(StoreError::Corrupt("failed after writing".into()))
+        });
+        let stored = batch.run(|c| quarantine(c, &quarantined()));
+        assert!(failed.is_err());
+        assert!(stored.is_ok());
+        assert_eq!(batch.aborted, None);
+        conn.execute_batch(COMMIT_BATCH).unwrap();
+        assert_eq!(count(&conn, "audit_log"), 0);
+        assert_eq!(count(&conn, "quarantine"), 1);
+    }
+
+    #[test]
+    fn a_transaction_lost_mid_batch_fails_the_rest_of_the_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = writer_with_schema(&dir);
+        conn.execute_batch(BEGIN_BATCH).unwrap();
+        let mut batch = Batch {
+            conn: &conn,
+            aborted: None,
+            writes: 0,
+        };
+        assert!(batch.run(|c| record_audit(c, &audit())).is_ok());
+        // What SQLite does by itself on SQLITE_FULL or an I/O error.
+        let lost = batch.run(|c| {
+            c.execute_batch(ROLLBACK_BATCH)?;
+            Err::<(), _>(StoreError::Unavailable("disk full".into()))
+        });
+        assert!(lost.is_err());
+        assert!(batch.aborted.is_some());
+        let after = batch.run(|c| quarantine(c, &quarantined()));
+        assert!(matches!(after, Err(StoreError::Unavailable(_))));
+        assert_eq!(
+            count(&conn, "quarantine"),
+            0,
+            "not run once the batch is lost"
+        );
+    }
+
+    #[test]
+    fn one_batch_is_one_commit_and_later_requests_see_earlier_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = writer_with_schema(&dir);
+        let counters = Counters::default();
+        let first = conformance::sample_event("vid_1", "evt_1", EventKind::Uploaded, 100);
+        let second = conformance::sample_event("vid_1", "evt_2", EventKind::Ready, 101);
+        let (reply_1, mut answer_1) = oneshot::channel();
+        let (reply_2, mut answer_2) = oneshot::channel();
+        let (reply_3, mut answer_3) = oneshot::channel();
+        let jobs = vec![
+            Job::Append(Box::new(conformance::append_request(first, 0)), reply_1),
+            Job::Append(Box::new(conformance::append_request(second, 1)), reply_2),
+            Job::Ping(reply_3),
+        ];
+        commit_batch(&conn, jobs.into_iter(), &counters);
+
+        assert_eq!(
+            answer_1.try_recv().unwrap().unwrap(),
+            AppendOutcome::Appended {
+                position: 1,
+                version: 1
+            }
+        );
+        assert_eq!(
+            answer_2.try_recv().unwrap().unwrap(),
+            AppendOutcome::Appended {
+                position: 2,
+                version: 2
+            }
+        );
+        answer_3.try_recv().unwrap().unwrap();
+        assert_eq!(counters.commits.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.appended.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_batch_that_cannot_commit_answers_every_request_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = writer_with_schema(&dir);
+        conn.busy_timeout(Duration::from_millis(20)).unwrap();
+        // Another process holds the write lock past the busy timeout.
+        let other = Connection::open(dir.path().join("db")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+        let counters = Counters::default();
+        let event = conformance::sample_event("vid_1", "evt_1", EventKind::Uploaded, 100);
+        let (reply_1, mut answer_1) = oneshot::channel();
+        let (reply_2, mut answer_2) = oneshot::channel();
+        let jobs = vec![
+            Job::Append(Box::new(conformance::append_request(event, 0)), reply_1),
+            Job::Ping(reply_2),
+        ];
+        commit_batch(&conn, jobs.into_iter(), &counters);
+
+        assert!(matches!(
+            answer_1.try_recv().unwrap(),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(
+            answer_2.try_recv().unwrap(),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert_eq!(counters.commits.load(Ordering::Relaxed), 0);
+        assert_eq!(counters.appended.load(Ordering::Relaxed), 0);
+
+        // Once the lock is free, the same connection commits again.
+        other.execute_batch("ROLLBACK").unwrap();
+        let (reply, mut answer) = oneshot::channel();
+        commit_batch(&conn, [Job::Ping(reply)].into_iter(), &counters);
+        answer.try_recv().unwrap().unwrap();
+    }
+}
