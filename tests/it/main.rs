@@ -7,3 +7,4 @@ mod bad_input;
 mod durability;
 mod lifecycles;
 mod operations;
+mod projection;
