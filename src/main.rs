@@ -9,7 +9,10 @@ use video_status::cli::{self, Cli};
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            // Successful requests are not logged one by one by default: at webhook volume that
+            // line is noise. Failed requests (4xx/5xx) still are.
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,warp::filters::trace=warn")),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -60,6 +60,8 @@ pub(crate) struct VideoState {
     store: Store,
     manager: VideoManager,
     fold: Fold,
+    /// Set when the fold may hold what the log does not: reloaded before the next event.
+    stale: bool,
     idle_timeout: Duration,
     last_activity: Instant,
     idle_timer: JoinHandle<()>,
@@ -84,6 +86,7 @@ impl Actor for VideoActor {
             store: args.store,
             manager: args.manager,
             fold,
+            stale: false,
             idle_timeout: args.idle_timeout,
             last_activity: Instant::now(),
             idle_timer,
@@ -134,27 +137,39 @@ impl VideoState {
         raw: RawDelivery,
     ) -> Result<Ingested, IngestError> {
         for _ in 0..MAX_CONFLICT_RETRIES {
-            let mut next = self.fold.clone();
-            // A known id is still sent to the store: its unique key answers whether the body is
-            // the same, which the fold alone cannot tell.
-            next.insert(event.clone());
+            if self.stale {
+                self.fold = load_fold(&self.store, &self.video_id)
+                    .await
+                    .map_err(IngestError::from_store)?;
+                self.stale = false;
+            }
+            let expected_version = self.fold.version();
+            // The event goes into the fold before the store has it (no copy of the fold per
+            // webhook); any answer but `Appended` marks the fold stale, to be reloaded from the
+            // log. A known id is still sent to the store: its unique key answers whether the
+            // body is the same, which the fold alone cannot tell.
+            let is_new = self.fold.insert(event.clone());
+            let status = VideoStatus::from_fold(&self.video_id, &self.fold);
             let request = AppendRequest {
-                expected_version: self.fold.version(),
+                expected_version,
                 event: event.clone(),
                 raw: raw.clone(),
-                status: VideoStatus::from_fold(&self.video_id, &next),
+                status: status.clone(),
             };
-            match self.store.append(request).await {
+            let answer = self.store.append(request).await;
+            if is_new && !matches!(answer, Ok(AppendOutcome::Appended { .. })) {
+                self.stale = true;
+            }
+            match answer {
                 Ok(AppendOutcome::Appended { position, .. }) => {
-                    let outcome = next
+                    let outcome = self
+                        .fold
                         .outcome_of(&event.provider, &event.event_id)
                         .map(|entry| entry.outcome)
                         .unwrap_or(Outcome::Accepted);
-                    let status = VideoStatus::from_fold(&self.video_id, &next).map(Box::new);
-                    self.fold = next;
                     return Ok(Ingested::Appended {
                         outcome,
-                        status,
+                        status: status.map(Box::new),
                         position,
                     });
                 }
@@ -166,12 +181,8 @@ impl VideoState {
                         conflict: !same_body,
                     });
                 }
-                Err(StoreError::Conflict { .. }) => {
-                    // Another writer (another node) extended the stream: reload and decide again.
-                    self.fold = load_fold(&self.store, &self.video_id)
-                        .await
-                        .map_err(IngestError::from_store)?;
-                }
+                // Another writer (another node) extended the stream: reload and decide again.
+                Err(StoreError::Conflict { .. }) => self.stale = true,
                 Err(error) => return Err(IngestError::from_store(error)),
             }
         }

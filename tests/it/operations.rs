@@ -217,9 +217,14 @@ async fn a_failing_actor_answers_503_then_restarts_on_the_next_delivery() {
     assert!(started.elapsed() < Duration::from_secs(5), "never a hang");
     assert!(!answer.text.contains("ffffffff"));
 
-    conn.execute("DELETE FROM events WHERE event_id = 'evt_garbage'", []).unwrap();
+    conn.execute("DELETE FROM events WHERE event_id = 'evt_garbage'", [])
+        .unwrap();
     let again = app.deliver("demo", &id, &body).await;
-    assert_eq!(again.status, 200, "a fresh actor takes the retry: {}", again.text);
+    assert_eq!(
+        again.status, 200,
+        "a fresh actor takes the retry: {}",
+        again.text
+    );
     assert_eq!(again.body["status"], "accepted");
     app.stop().await;
 }

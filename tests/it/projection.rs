@@ -29,11 +29,13 @@ struct Planned {
 
 fn planned() -> impl Strategy<Value = Planned> {
     // Few videos and few timestamps, so streams interleave and ties happen.
-    (0..3usize, 0..KINDS.len(), 0..6u32, 0..=100u32).prop_map(|(video, kind, second, progress)| Planned {
-        video,
-        kind,
-        second,
-        progress,
+    (0..3usize, 0..KINDS.len(), 0..6u32, 0..=100u32).prop_map(|(video, kind, second, progress)| {
+        Planned {
+            video,
+            kind,
+            second,
+            progress,
+        }
     })
 }
 
