@@ -11,9 +11,11 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::actor::VideoManager;
+use crate::auth::{KeyError, SubscriberAuth};
 use crate::config::Config;
 use crate::ingress;
 use crate::providers::{ProviderConfigError, Providers};
+use crate::sse::Hub;
 use crate::store::{OpenError, Store};
 
 /// Everything a request handler needs; cheap to clone.
@@ -23,6 +25,8 @@ pub struct AppState {
     pub store: Store,
     pub providers: Providers,
     pub videos: VideoManager,
+    pub hub: Hub,
+    pub subscribers: SubscriberAuth,
     pub metrics: PrometheusHandle,
 }
 
@@ -39,6 +43,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("config: {0}")]
+    SubscriberKey(#[from] KeyError),
     #[error("cannot start the actor system: {0}")]
     Actors(#[from] ractor::SpawnErr),
 }
@@ -53,10 +59,12 @@ impl Application {
     /// supervisor and binds the listener.
     pub async fn build(config: Config) -> Result<Application, StartError> {
         let providers = Providers::from_config(&config.providers)?;
+        let subscribers = SubscriberAuth::from_config(&config.auth)?;
         let store = Store::open(&config.store).await?;
         let videos =
             VideoManager::start(store.clone(), config.limits.clone(), config.actors.clone())
                 .await?;
+        let hub = Hub::start(&store, config.sse.global_buffer);
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -71,6 +79,8 @@ impl Application {
                 store,
                 providers,
                 videos,
+                hub,
+                subscribers,
                 metrics: metrics_handle(),
             },
         })
@@ -90,6 +100,13 @@ impl Application {
     /// their durable appends, and stops the actors.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let routes = ingress::routes(self.state.clone());
+        let hub = self.state.hub.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // Open SSE streams would otherwise keep the graceful shutdown waiting forever: end
+            // each with a final event.
+            hub.close();
+        };
         warp::serve(routes)
             .incoming(self.listener)
             .graceful(shutdown)

@@ -54,6 +54,10 @@ pub struct Config {
     pub auth: Auth,
     #[serde(default)]
     pub actors: Actors,
+    #[serde(default)]
+    pub sse: Sse,
+    #[serde(default)]
+    pub http: Http,
     /// Signature scheme, secrets and mapper of each provider that may post webhooks.
     #[serde(default, rename = "provider")]
     pub providers: Vec<ProviderConfig>,
@@ -88,6 +92,47 @@ impl Default for Limits {
 pub struct Auth {
     /// Bearer token required by `/admin/*`; admin endpoints answer 404 without it.
     pub admin_token: Option<Secret>,
+    /// HS256 key of subscriber JWTs. When this or `subscriber_jwt_public_key` is set, reads and
+    /// SSE need a token naming the videos and/or providers it may see; without either they are
+    /// open.
+    pub subscriber_jwt_secret: Option<Secret>,
+    /// Ed25519 public key (the JWK `x`: base64url of the 32 bytes) of EdDSA subscriber JWTs.
+    pub subscriber_jwt_public_key: Option<String>,
+}
+
+/// Server-sent events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sse {
+    /// Seconds between keep-alive comments on an idle stream.
+    pub keep_alive_secs: u64,
+    /// Reconnection delay suggested to clients (`retry:`), in milliseconds.
+    pub retry_ms: u64,
+    /// Most events `GET /events` replays for a `Last-Event-ID`; further behind, the client gets
+    /// `reset` and refetches `GET /videos`.
+    pub replay_horizon: usize,
+    /// Changes buffered per `GET /events` client; one that falls further behind gets `reset`.
+    pub global_buffer: usize,
+}
+
+impl Default for Sse {
+    fn default() -> Self {
+        Sse {
+            keep_alive_secs: 15,
+            retry_ms: 3000,
+            replay_horizon: 10_000,
+            global_buffer: 1024,
+        }
+    }
+}
+
+/// HTTP settings for browser clients.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    /// Origins allowed to call the API from a browser (CORS), e.g. `["https://app.example"]`;
+    /// `["*"]` allows any. Empty: same-origin only.
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -219,6 +264,31 @@ impl Config {
         }
         if self.limits.max_pending_per_video == 0 || self.limits.max_pending_total == 0 {
             return Err(invalid("limits.max_pending_*", "must be greater than 0"));
+        }
+        if self.sse.keep_alive_secs == 0 {
+            return Err(invalid("sse.keep_alive_secs", "must be greater than 0"));
+        }
+        if self.sse.global_buffer == 0 || self.sse.replay_horizon == 0 {
+            return Err(invalid(
+                "sse.global_buffer / sse.replay_horizon",
+                "must be greater than 0",
+            ));
+        }
+        if let Some(secret) = &self.auth.subscriber_jwt_secret {
+            if secret.expose().len() < 32 {
+                return Err(invalid(
+                    "auth.subscriber_jwt_secret",
+                    "must be at least 32 characters",
+                ));
+            }
+        }
+        for origin in &self.http.cors_origins {
+            if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return Err(invalid(
+                    "http.cors_origins",
+                    &format!("{origin:?} is not an origin like https://app.example or \"*\""),
+                ));
+            }
         }
         if self.actors.idle_timeout_secs == 0 {
             return Err(invalid(

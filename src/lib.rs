@@ -14,6 +14,7 @@
 
 pub mod actor;
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod event;
@@ -21,4 +22,5 @@ pub mod ingress;
 pub mod lifecycle;
 pub mod projection;
 pub mod providers;
+pub mod sse;
 pub mod store;

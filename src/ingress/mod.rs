@@ -2,18 +2,37 @@
 //! one place errors turn into status codes. Nothing here touches SQL.
 
 mod admin;
+mod events;
 mod health;
 mod limits;
 mod reads;
 pub mod reject;
 mod webhook;
 
-use warp::http::HeaderMap;
+use warp::http::{header, HeaderMap};
 use warp::{Filter, Reply};
 
 pub use webhook::{Receipt, ReceiptStatus};
 
 use crate::app::AppState;
+use crate::auth::Access;
+use reject::ApiError;
+
+/// The live page: HTML, CSS and JS in one file, compiled into the binary.
+const LIVE_PAGE: &str = include_str!("page/index.html");
+
+/// The subscriber token of a read (`Authorization: Bearer` or `?token=`) and what it grants.
+pub(crate) fn subscriber_access(
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+    state: &AppState,
+) -> Result<Access, ApiError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    Ok(state.subscribers.access(bearer.or(query_token))?)
+}
 
 fn with_state(
     state: AppState,
@@ -38,17 +57,47 @@ pub fn routes(
 
     let status = warp::path!("videos" / String)
         .and(warp::get())
+        .and(warp::query::<reads::TokenParam>())
+        .and(warp::header::headers_cloned())
         .and(with_state(state.clone()))
-        .and_then(|id, state| async move { reject::respond(reads::get_status(id, state).await) });
+        .and_then(|id, params, headers, state| async move {
+            reject::respond(reads::get_status(id, params, headers, state).await)
+        });
     let list = warp::path!("videos")
         .and(warp::get())
         .and(warp::query::<reads::ListParams>())
+        .and(warp::header::headers_cloned())
         .and(with_state(state.clone()))
-        .and_then(|params, state| async move { reject::respond(reads::list(params, state).await) });
+        .and_then(|params, headers, state| async move {
+            reject::respond(reads::list(params, headers, state).await)
+        });
     let history = warp::path!("videos" / String / "history")
         .and(warp::get())
+        .and(warp::query::<reads::TokenParam>())
+        .and(warp::header::headers_cloned())
         .and(with_state(state.clone()))
-        .and_then(|id, state| async move { reject::respond(reads::history(id, state).await) });
+        .and_then(|id, params, headers, state| async move {
+            reject::respond(reads::history(id, params, headers, state).await)
+        });
+    let video_events = warp::path!("videos" / String / "events")
+        .and(warp::get())
+        .and(warp::query::<events::VideoStreamParams>())
+        .and(warp::header::headers_cloned())
+        .and(with_state(state.clone()))
+        .and_then(|id, params, headers, state| async move {
+            reject::respond(events::video_stream(id, params, headers, state).await)
+        });
+    let all_events = warp::path!("events")
+        .and(warp::get())
+        .and(warp::query::<events::GlobalStreamParams>())
+        .and(warp::header::headers_cloned())
+        .and(with_state(state.clone()))
+        .and_then(|params, headers, state| async move {
+            reject::respond(events::global_stream(params, headers, state).await)
+        });
+    let page = warp::path::end()
+        .and(warp::get())
+        .map(|| warp::reply::html(LIVE_PAGE));
 
     let quarantine = warp::path!("admin" / "quarantine")
         .and(warp::get())
@@ -76,18 +125,37 @@ pub fn routes(
         .then(health::readyz);
     let metrics = warp::path!("metrics")
         .and(warp::get())
-        .and(with_state(state))
+        .and(with_state(state.clone()))
         .then(health::metrics);
 
+    let cors = cors(&state.config.http.cors_origins);
     webhook
         .or(status)
         .or(list)
         .or(history)
+        .or(video_events)
+        .or(all_events)
+        .or(page)
         .or(quarantine)
         .or(audit)
         .or(healthz)
         .or(readyz)
         .or(metrics)
+        .with(cors)
         .recover(reject::recover)
         .with(warp::trace::request())
+}
+
+/// CORS for browser clients on other origins (`http.cors_origins`); none configured: only
+/// same-origin pages can read the API.
+fn cors(origins: &[String]) -> warp::cors::Builder {
+    let builder = warp::cors()
+        .allow_methods(["GET", "POST", "OPTIONS"])
+        .allow_headers(["authorization", "content-type", "last-event-id"])
+        .max_age(600);
+    if origins.iter().any(|o| o == "*") {
+        builder.allow_any_origin()
+    } else {
+        builder.allow_origins(origins.iter().map(String::as_str))
+    }
 }

@@ -5,8 +5,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
+use warp::http::HeaderMap;
+
 use super::reject::ApiError;
+use super::subscriber_access;
 use crate::app::AppState;
+use crate::auth::{Access, AuthError};
 use crate::event::{ProviderName, VideoId};
 use crate::lifecycle::{Fold, HistoryEntry, Status};
 use crate::projection::VideoStatus;
@@ -15,16 +19,47 @@ use crate::store::{EventStore, StatusQuery};
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 1000;
 
-fn parse_video_id(raw: &str) -> Result<VideoId, ApiError> {
+pub(super) fn parse_video_id(raw: &str) -> Result<VideoId, ApiError> {
     VideoId::parse(raw)
         .map_err(|e| ApiError::bad_request("invalid_video_id", format!("video id {e}")))
 }
 
-pub async fn get_status(raw_id: String, state: AppState) -> Result<warp::reply::Json, ApiError> {
+/// `?token=` for clients that cannot set `Authorization` (a browser link, EventSource).
+#[derive(Debug, Deserialize)]
+pub struct TokenParam {
+    token: Option<String>,
+}
+
+pub async fn get_status(
+    raw_id: String,
+    params: TokenParam,
+    headers: HeaderMap,
+    state: AppState,
+) -> Result<warp::reply::Json, ApiError> {
+    let access = subscriber_access(&headers, params.token.as_deref(), &state)?;
     let video_id = parse_video_id(&raw_id)?;
-    match state.store.get_status(&video_id).await? {
+    let status = state.store.get_status(&video_id).await?;
+    check_video_access(&access, &video_id, status.as_ref().map(|s| &s.provider))?;
+    match status {
         Some(status) => Ok(warp::reply::json(&status)),
         None => Err(video_not_found(&video_id)),
+    }
+}
+
+/// A token that cannot see the video gets 403 whether or not it exists: no probing for ids.
+fn check_video_access(
+    access: &Access,
+    video_id: &VideoId,
+    provider: Option<&ProviderName>,
+) -> Result<(), ApiError> {
+    let allowed = match provider {
+        Some(provider) => access.allows(video_id, provider),
+        None => access.allows_video(video_id),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::from(AuthError::Forbidden))
     }
 }
 
@@ -41,6 +76,7 @@ pub struct ListParams {
     provider: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
+    token: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -52,19 +88,24 @@ struct Page {
     position: u64,
 }
 
-pub async fn list(params: ListParams, state: AppState) -> Result<warp::reply::Json, ApiError> {
-    let status = params
-        .status
-        .as_deref()
-        .map(|raw| {
-            Status::parse(raw).ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_status",
-                    format!("status must be one of uploaded, processing, processed, ready, failed, deleted; got {raw:?}"),
-                )
-            })
-        })
-        .transpose()?;
+pub(super) fn parse_status(raw: &str) -> Result<Status, ApiError> {
+    Status::parse(raw).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_status",
+            format!("status must be one of uploaded, processing, processed, ready, failed, deleted; got {raw:?}"),
+        )
+    })
+}
+
+/// A page of statuses. With a subscriber token, only what it may see (a page can then hold
+/// fewer than `limit` rows; follow `next_cursor` until it is null).
+pub async fn list(
+    params: ListParams,
+    headers: HeaderMap,
+    state: AppState,
+) -> Result<warp::reply::Json, ApiError> {
+    let access = subscriber_access(&headers, params.token.as_deref(), &state)?;
+    let status = params.status.as_deref().map(parse_status).transpose()?;
     let provider = params
         .provider
         .map(ProviderName::parse)
@@ -87,8 +128,13 @@ pub async fn list(params: ListParams, state: AppState) -> Result<warp::reply::Js
             limit,
         })
         .await?;
+    let videos = page
+        .videos
+        .into_iter()
+        .filter(|s| access.allows(&s.video_id, &s.provider))
+        .collect();
     Ok(warp::reply::json(&Page {
-        videos: page.videos,
+        videos,
         next_cursor: page.next_after.as_ref().map(encode_cursor),
         position: page.position,
     }))
@@ -112,9 +158,16 @@ struct History<'a> {
     events: &'a [HistoryEntry],
 }
 
-pub async fn history(raw_id: String, state: AppState) -> Result<warp::reply::Json, ApiError> {
+pub async fn history(
+    raw_id: String,
+    params: TokenParam,
+    headers: HeaderMap,
+    state: AppState,
+) -> Result<warp::reply::Json, ApiError> {
+    let access = subscriber_access(&headers, params.token.as_deref(), &state)?;
     let video_id = parse_video_id(&raw_id)?;
     let stored = state.store.read_stream(&video_id).await?;
+    check_video_access(&access, &video_id, stored.last().map(|s| &s.event.provider))?;
     if stored.is_empty() {
         return Err(video_not_found(&video_id));
     }

@@ -10,6 +10,7 @@ use warp::reply::Response;
 use warp::{Rejection, Reply};
 
 use crate::actor::IngestError;
+use crate::auth::AuthError;
 use crate::providers::{MapError, VerifyError};
 use crate::store::StoreError;
 
@@ -117,6 +118,16 @@ impl From<VerifyError> for ApiError {
     }
 }
 
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> ApiError {
+        let status = match error {
+            AuthError::Forbidden => StatusCode::FORBIDDEN,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        ApiError::new(status, error.code(), error.to_string())
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         match error {
@@ -177,6 +188,8 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
             "method_not_allowed",
             "this endpoint does not take that method",
         )
+    } else if let Some(cors) = rejection.find::<warp::cors::CorsForbidden>() {
+        ApiError::new(StatusCode::FORBIDDEN, "cors_forbidden", cors.to_string())
     } else if let Some(query) = rejection.find::<warp::reject::InvalidQuery>() {
         ApiError::bad_request("invalid_query", query.to_string())
     } else {

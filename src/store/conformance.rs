@@ -685,6 +685,33 @@ pub async fn concurrent_appends_share_commits<S: EventStore>(store: &S) {
     );
 }
 
+/// Live followers hear every append with a status, once, in position order, and nothing else.
+pub async fn changes_announce_appends_in_position_order<S: EventStore>(store: &S) {
+    let mut feed = store.changes();
+    let mut appends = Vec::new();
+    for n in 0..40u64 {
+        let video = format!("vid_feed_{}", n % 4);
+        let event = sample_event(&video, &format!("evt_feed_{n}"), EventKind::Uploaded, n as i64);
+        let mut request = append_request(event, n / 4);
+        request.status = Some(sample_status(&video, SAMPLE_PROVIDER, Status::Uploaded, n / 4 + 1));
+        appends.push(store.append(request));
+    }
+    // Concurrent, so the store is free to batch them.
+    for outcome in futures_util::future::join_all(appends).await {
+        assert!(matches!(outcome, Ok(AppendOutcome::Appended { .. })), "{outcome:?}");
+    }
+    // A duplicate announces nothing.
+    let again = sample_event("vid_feed_0", "evt_feed_0", EventKind::Uploaded, 0);
+    store.append(append_request(again, 10)).await.unwrap();
+    let mut positions = Vec::new();
+    while let Ok(change) = feed.try_recv() {
+        assert_eq!(change.video_id, change.status.video_id);
+        assert_eq!(change.version, change.status.version);
+        positions.push(change.position);
+    }
+    assert_eq!(positions, (1..=40).collect::<Vec<u64>>());
+}
+
 /// Expands to one `#[tokio::test]` per conformance check, each on a fresh store from `$fresh`
 /// (an `async fn() -> (Guard, Store)`; the guard, e.g. a temp dir, lives as long as the test).
 /// A new check is added here once and runs on every backend.
@@ -706,6 +733,7 @@ macro_rules! conformance_tests {
             audit_round_trips_newest_first,
             quarantine_round_trips_oldest_first,
             concurrent_appends_share_commits,
+            changes_announce_appends_in_position_order,
         );
     };
     (@each $fresh:path; $($check:ident),* $(,)?) => {$(

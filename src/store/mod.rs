@@ -13,6 +13,9 @@ pub mod conformance;
 pub mod sqlite;
 
 use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -212,6 +215,21 @@ pub trait EventStore: Send + Sync {
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     fn stats(&self) -> StoreStats;
+
+    /// Follows the log live: every append, with the video's status after it, in position order,
+    /// from the moment of the call. A receiver that falls behind gets `Lagged` and must resync
+    /// from the status table or `read_all`.
+    fn changes(&self) -> broadcast::Receiver<Change>;
+}
+
+/// One committed append as announced to live followers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub position: u64,
+    /// The stream's length after this append: the video's SSE id.
+    pub version: u64,
+    pub video_id: VideoId,
+    pub status: Arc<VideoStatus>,
 }
 
 /// The store the application holds: one variant per backend.
@@ -290,5 +308,8 @@ impl EventStore for Store {
     }
     fn stats(&self) -> StoreStats {
         delegate!(self, s => s.stats())
+    }
+    fn changes(&self) -> broadcast::Receiver<Change> {
+        delegate!(self, s => s.changes())
     }
 }

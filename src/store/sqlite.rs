@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::ToSql;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
 
 use super::{
-    AppendOutcome, AppendRequest, AuditKind, AuditRecord, EventStore, QuarantineRecord,
+    AppendOutcome, AppendRequest, AuditKind, AuditRecord, Change, EventStore, QuarantineRecord,
     QuarantinedRequest, StatusPage, StatusQuery, StoreError, StoreStats, StoredEvent,
 };
 use crate::event::codec::{decode_event, decode_raw, encode_event, encode_raw};
@@ -87,6 +87,8 @@ const SELECT_QUARANTINE: &str = "SELECT id, provider, error_code, reason, receiv
 
 /// Most requests committed in one transaction: bounds the time a batch holds its callers.
 const MAX_BATCH: usize = 512;
+/// Changes kept for followers of the live feed; one that falls further behind resyncs.
+const CHANGE_FEED_CAPACITY: usize = 4096;
 /// Longest a batch waits for company before its commit (see [`linger`]).
 const LINGER: Duration = Duration::from_millis(1);
 /// A batch this large commits at once.
@@ -121,6 +123,7 @@ struct Inner {
     _writer: WriterThread,
     readers: Arc<ReadPool>,
     counters: Arc<Counters>,
+    changes: broadcast::Sender<Change>,
 }
 
 impl SqliteStore {
@@ -152,12 +155,14 @@ impl SqliteStore {
         readers.checkin(readers.checkout()?);
 
         let counters = Arc::new(Counters::default());
+        let (changes, _) = broadcast::channel(CHANGE_FEED_CAPACITY);
         let (jobs, queue) = mpsc::channel(QUEUE_CAPACITY);
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn({
                 let counters = Arc::clone(&counters);
-                move || run_writer(conn, queue, &counters)
+                let changes = changes.clone();
+                move || run_writer(conn, queue, &counters, &changes)
             })
             .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         Ok(SqliteStore {
@@ -166,6 +171,7 @@ impl SqliteStore {
                 _writer: WriterThread(Some(thread)),
                 readers,
                 counters,
+                changes,
             }),
         })
     }
@@ -368,6 +374,10 @@ impl EventStore for SqliteStore {
         self.write(Job::Ping).await
     }
 
+    fn changes(&self) -> broadcast::Receiver<Change> {
+        self.inner.changes.subscribe()
+    }
+
     fn stats(&self) -> StoreStats {
         StoreStats {
             commits: self.inner.counters.commits.load(Ordering::Relaxed),
@@ -452,7 +462,11 @@ enum Job {
 
 /// A request that ran in the batch, waiting for the batch's COMMIT before its caller hears.
 enum Pending {
-    Append(Reply<AppendOutcome>, Result<AppendOutcome, StoreError>),
+    Append(
+        Reply<AppendOutcome>,
+        Result<AppendOutcome, StoreError>,
+        Option<Arc<VideoStatus>>,
+    ),
     Unit(Reply<()>, Result<(), StoreError>),
     Id(Reply<u64>, Result<u64, StoreError>),
 }
@@ -477,7 +491,12 @@ impl Drop for WriterThread {
 
 /// Takes everything queued (up to [`MAX_BATCH`]) and commits it at once: while one batch is
 /// being fsynced, the next one queues up. Ends when every sender is gone.
-fn run_writer(conn: Connection, mut queue: mpsc::Receiver<Job>, counters: &Counters) {
+fn run_writer(
+    conn: Connection,
+    mut queue: mpsc::Receiver<Job>,
+    counters: &Counters,
+    changes: &broadcast::Sender<Change>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut last_batch = 0;
     while queue.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
@@ -485,7 +504,7 @@ fn run_writer(conn: Connection, mut queue: mpsc::Receiver<Job>, counters: &Count
             linger(&mut queue, &mut batch);
         }
         last_batch = batch.len();
-        commit_batch(&conn, batch.drain(..), counters);
+        commit_batch(&conn, batch.drain(..), counters, changes);
     }
 }
 
@@ -508,7 +527,12 @@ fn linger(queue: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
     }
 }
 
-fn commit_batch(conn: &Connection, jobs: impl Iterator<Item = Job>, counters: &Counters) {
+fn commit_batch(
+    conn: &Connection,
+    jobs: impl Iterator<Item = Job>,
+    counters: &Counters,
+    changes: &broadcast::Sender<Change>,
+) {
     // A failed ROLLBACK of an earlier batch would otherwise fail every batch after it.
     if !conn.is_autocommit() {
         let _ = conn.execute_batch(ROLLBACK_BATCH);
@@ -535,6 +559,11 @@ fn commit_batch(conn: &Connection, jobs: impl Iterator<Item = Job>, counters: &C
                 counters.commits.fetch_add(1, Ordering::Relaxed);
             }
             counters.appended.fetch_add(appended, Ordering::Relaxed);
+            // Announced in commit order, which is position order; `send` never waits for a
+            // follower (a slow one lags and resyncs), so the write path does not either.
+            for change in done.iter().filter_map(Pending::change) {
+                let _ = changes.send(change);
+            }
             done.into_iter().for_each(Pending::send);
         }
         Some(why) => {
@@ -599,7 +628,8 @@ impl Job {
     fn run(self, batch: &mut Batch<'_>) -> Pending {
         match self {
             Job::Append(request, reply) => {
-                Pending::Append(reply, batch.run(|conn| append(conn, &request)))
+                let result = batch.run(|conn| append(conn, &request));
+                Pending::Append(reply, result, request.status.map(Arc::new))
             }
             Job::ReplaceStatuses(statuses, reply) => {
                 Pending::Unit(reply, batch.run(|conn| replace_statuses(conn, &statuses)))
@@ -618,13 +648,31 @@ impl Job {
 
 impl Pending {
     fn appended(&self) -> bool {
-        matches!(self, Pending::Append(_, Ok(AppendOutcome::Appended { .. })))
+        matches!(
+            self,
+            Pending::Append(_, Ok(AppendOutcome::Appended { .. }), _)
+        )
+    }
+
+    /// What followers of the log learn about this request once its batch committed.
+    fn change(&self) -> Option<Change> {
+        match self {
+            Pending::Append(_, Ok(AppendOutcome::Appended { position, version }), status) => {
+                status.as_ref().map(|status| Change {
+                    position: *position,
+                    version: *version,
+                    video_id: status.video_id.clone(),
+                    status: Arc::clone(status),
+                })
+            }
+            _ => None,
+        }
     }
 
     /// Delivers the answer. A caller that gave up meanwhile misses it; its write stands.
     fn send(self) {
         match self {
-            Pending::Append(reply, result) => drop(reply.send(result)),
+            Pending::Append(reply, result, _) => drop(reply.send(result)),
             Pending::Unit(reply, result) => drop(reply.send(result)),
             Pending::Id(reply, result) => drop(reply.send(result)),
         }
@@ -632,7 +680,7 @@ impl Pending {
 
     fn fail(self, why: &str) {
         match self {
-            Pending::Append(reply, _) => drop(reply.send(Err(batch_failed(why)))),
+            Pending::Append(reply, _, _) => drop(reply.send(Err(batch_failed(why)))),
             Pending::Unit(reply, _) => drop(reply.send(Err(batch_failed(why)))),
             Pending::Id(reply, _) => drop(reply.send(Err(batch_failed(why)))),
         }
@@ -1254,7 +1302,7 @@ mod tests {
             Job::Append(Box::new(conformance::append_request(second, 1)), reply_2),
             Job::Ping(reply_3),
         ];
-        commit_batch(&conn, jobs.into_iter(), &counters);
+        commit_batch(&conn, jobs.into_iter(), &counters, &broadcast::channel(1).0);
 
         assert_eq!(
             answer_1.try_recv().unwrap().unwrap(),
@@ -1292,7 +1340,7 @@ mod tests {
             Job::Append(Box::new(conformance::append_request(event, 0)), reply_1),
             Job::Ping(reply_2),
         ];
-        commit_batch(&conn, jobs.into_iter(), &counters);
+        commit_batch(&conn, jobs.into_iter(), &counters, &broadcast::channel(1).0);
 
         assert!(matches!(
             answer_1.try_recv().unwrap(),
@@ -1308,7 +1356,12 @@ mod tests {
         // Once the lock is free, the same connection commits again.
         other.execute_batch("ROLLBACK").unwrap();
         let (reply, mut answer) = oneshot::channel();
-        commit_batch(&conn, [Job::Ping(reply)].into_iter(), &counters);
+        commit_batch(
+            &conn,
+            [Job::Ping(reply)].into_iter(),
+            &counters,
+            &broadcast::channel(1).0,
+        );
         answer.try_recv().unwrap().unwrap();
     }
 }

@@ -8,3 +8,4 @@ mod durability;
 mod lifecycles;
 mod operations;
 mod projection;
+mod sse;

@@ -282,3 +282,57 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// An SSE client over a real HTTP connection, parsed by `eventsource-stream`.
+pub struct SseClient {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    events: std::pin::Pin<Box<dyn futures_util::Stream<Item = eventsource_stream::Event> + Send>>,
+}
+
+impl SseClient {
+    pub async fn connect(url: &str, headers: &[(&str, &str)]) -> SseClient {
+        use eventsource_stream::Eventsource;
+        use futures_util::StreamExt;
+        let mut request = reqwest::Client::new().get(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("server answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let events = response
+            .bytes_stream()
+            .eventsource()
+            .filter_map(|event| async move { event.ok() })
+            .boxed();
+        SseClient {
+            status,
+            headers,
+            events,
+        }
+    }
+
+    /// The next event other than the `retry:` hint, or `None` if none comes within `wait`.
+    pub async fn next_within(&mut self, wait: Duration) -> Option<eventsource_stream::Event> {
+        use futures_util::StreamExt;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.events.next())
+                .await
+                .ok()??;
+            if !(event.event == "message" && event.data.is_empty()) {
+                return Some(event);
+            }
+        }
+    }
+
+    pub async fn next_status(&mut self) -> eventsource_stream::Event {
+        let event = self
+            .next_within(Duration::from_secs(5))
+            .await
+            .expect("an event within 5 s");
+        assert_eq!(event.event, "status", "{event:?}");
+        event
+    }
+}

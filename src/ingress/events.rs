@@ -1,0 +1,337 @@
+//! Server-sent events: `GET /videos/{id}/events` (one video, latest wins) and `GET /events`
+//! (every change, replayable by global position). Streams end with a `shutdown` event when the
+//! server stops, so a graceful shutdown never waits on an open stream.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{self, Stream};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::{broadcast, watch};
+use warp::http::{HeaderMap, HeaderValue};
+use warp::reply::Response;
+use warp::sse::Event;
+use warp::Reply;
+
+use super::reads::parse_video_id;
+use super::reject::ApiError;
+use super::subscriber_access;
+use crate::app::AppState;
+use crate::auth::Access;
+use crate::event::{ProviderName, VideoId};
+use crate::lifecycle::Status;
+use crate::projection::VideoStatus;
+use crate::sse::{GlobalEvent, VideoSubscription};
+use crate::store::EventStore;
+
+/// Events read from the log per round trip while replaying.
+const REPLAY_BATCH: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+pub struct VideoStreamParams {
+    /// For clients that cannot set `Last-Event-ID` (a version of this video).
+    last_event_id: Option<String>,
+    token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct GlobalStreamParams {
+    status: Option<String>,
+    provider: Option<String>,
+    /// For clients that cannot set `Last-Event-ID` (a global position).
+    last_event_id: Option<String>,
+    token: Option<String>,
+}
+
+/// `Last-Event-ID` from the header, else from the query.
+fn resume_from(headers: &HeaderMap, query: Option<&str>) -> Result<Option<u64>, ApiError> {
+    let raw = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .or(query);
+    match raw.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(value) => value.parse().map(Some).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_last_event_id",
+                "Last-Event-ID must be an id this server sent (a non-negative integer)",
+            )
+        }),
+    }
+}
+
+fn status_event(id: u64, status: &VideoStatus) -> Event {
+    Event::default()
+        .event("status")
+        .id(id.to_string())
+        .data(serde_json::to_string(status).unwrap_or_default())
+}
+
+fn reset_event(reason: &str, position: Option<u64>) -> Event {
+    Event::default()
+        .event("reset")
+        .data(json!({ "reason": reason, "position": position }).to_string())
+}
+
+fn shutdown_event() -> Event {
+    Event::default()
+        .event("shutdown")
+        .data(r#"{"reason":"server shutting down; reconnect"}"#)
+}
+
+fn sse_response<S>(events: S, state: &AppState) -> Response
+where
+    S: Stream<Item = Result<Event, Infallible>> + Send + Sync + 'static,
+{
+    let keep_alive = warp::sse::keep_alive()
+        .interval(Duration::from_secs(state.config.sse.keep_alive_secs))
+        .stream(events);
+    let mut response = warp::sse::reply(keep_alive).into_response();
+    let headers = response.headers_mut();
+    // Proxies (nginx) must not buffer the stream, nor caches keep it.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    headers.insert("cache-control", HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn retry_hint(state: &AppState) -> Event {
+    Event::default().retry(Duration::from_millis(state.config.sse.retry_ms))
+}
+
+pub async fn video_stream(
+    raw_id: String,
+    params: VideoStreamParams,
+    headers: HeaderMap,
+    state: AppState,
+) -> Result<Response, ApiError> {
+    let access = subscriber_access(&headers, params.token.as_deref(), &state)?;
+    let video_id = parse_video_id(&raw_id)?;
+    if !access.may_watch(&video_id) {
+        return Err(ApiError::from(crate::auth::AuthError::Forbidden));
+    }
+    let resume = resume_from(&headers, params.last_event_id.as_deref())?;
+    // Subscribe before reading the current status: a change committed in between is in both,
+    // and versions make the overlap harmless.
+    let subscription = state.hub.subscribe_video(&video_id);
+    let current = state.store.get_status(&video_id).await?.map(Arc::new);
+    if let (Access::Token(_), Some(status)) = (&access, &current) {
+        if !access.allows(&video_id, &status.provider) {
+            return Err(ApiError::from(crate::auth::AuthError::Forbidden));
+        }
+    }
+    let stream = VideoStream {
+        subscription,
+        pending: current,
+        sent: resume,
+        access,
+        closing: state.hub.closing(),
+        hello: Some(retry_hint(&state)),
+        done: false,
+    };
+    let events = stream::unfold(stream, |stream| stream.next()).map_ok_infallible();
+    Ok(sse_response(events, &state))
+}
+
+/// One video's stream: the newest status newer than what the client has, then each change.
+struct VideoStream {
+    subscription: VideoSubscription,
+    /// The status read at connect, not sent yet.
+    pending: Option<Arc<VideoStatus>>,
+    /// The version the client has (Last-Event-ID, then what was sent).
+    sent: Option<u64>,
+    access: Access,
+    closing: watch::Receiver<bool>,
+    hello: Option<Event>,
+    done: bool,
+}
+
+impl VideoStream {
+    fn is_new(&self, status: &VideoStatus) -> bool {
+        self.sent.is_none_or(|sent| status.version > sent)
+    }
+
+    async fn next(mut self) -> Option<(Event, VideoStream)> {
+        if let Some(hello) = self.hello.take() {
+            return Some((hello, self));
+        }
+        if self.done {
+            return None;
+        }
+        loop {
+            if *self.closing.borrow() {
+                self.done = true;
+                return Some((shutdown_event(), self));
+            }
+            let candidate = match self.pending.take().filter(|s| self.is_new(s)) {
+                Some(status) => Some(status),
+                None => self.subscription.newest_after(self.sent),
+            };
+            if let Some(status) = candidate {
+                self.sent = Some(status.version);
+                if self.access.allows(&status.video_id, &status.provider) {
+                    return Some((status_event(status.version, &status), self));
+                }
+                continue;
+            }
+            tokio::select! {
+                alive = self.subscription.changed() => if !alive { return None },
+                _ = self.closing.changed() => {}
+            }
+        }
+    }
+}
+
+pub async fn global_stream(
+    params: GlobalStreamParams,
+    headers: HeaderMap,
+    state: AppState,
+) -> Result<Response, ApiError> {
+    let access = subscriber_access(&headers, params.token.as_deref(), &state)?;
+    let filter = ChangeFilter {
+        status: params
+            .status
+            .as_deref()
+            .map(super::reads::parse_status)
+            .transpose()?,
+        provider: params
+            .provider
+            .map(ProviderName::parse)
+            .transpose()
+            .map_err(|e| ApiError::bad_request("invalid_provider", format!("provider {e}")))?,
+        access,
+    };
+    let resume = resume_from(&headers, params.last_event_id.as_deref())?;
+    // Subscribe before reading the log: whatever commits meanwhile is in the live feed, and
+    // positions drop the overlap at the seam.
+    let live = state.hub.subscribe_all();
+    let (replay, cursor) = match resume {
+        Some(after) => replay_since(after, &filter, &state).await?,
+        None => (Vec::new(), None),
+    };
+    let mut first = vec![retry_hint(&state)];
+    first.extend(replay);
+    let stream = GlobalStream {
+        queued: first.into(),
+        live,
+        cursor,
+        filter,
+        closing: state.hub.closing(),
+        done: false,
+    };
+    let events = stream::unfold(stream, |stream| stream.next()).map_ok_infallible();
+    Ok(sse_response(events, &state))
+}
+
+/// What a global subscriber asked to see, and may see.
+struct ChangeFilter {
+    status: Option<Status>,
+    provider: Option<ProviderName>,
+    access: Access,
+}
+
+impl ChangeFilter {
+    fn admits(&self, status: &VideoStatus) -> bool {
+        self.status.is_none_or(|s| s == status.status)
+            && self.provider.as_ref().is_none_or(|p| p == &status.provider)
+            && self.access.allows(&status.video_id, &status.provider)
+    }
+}
+
+/// What changed after `after`: the current status of each video touched since, in the order of
+/// its last change (latest wins, as on a video's own stream). Past the horizon: a reset.
+async fn replay_since(
+    after: u64,
+    filter: &ChangeFilter,
+    state: &AppState,
+) -> Result<(Vec<Event>, Option<u64>), ApiError> {
+    let head = state.store.head_position().await?;
+    if head.saturating_sub(after) > state.config.sse.replay_horizon as u64 {
+        return Ok((
+            vec![reset_event("beyond_replay_horizon", Some(head))],
+            Some(head),
+        ));
+    }
+    let mut last_change: HashMap<VideoId, u64> = HashMap::new();
+    let mut cursor = after;
+    while cursor < head {
+        let batch = state.store.read_all(cursor, REPLAY_BATCH).await?;
+        let Some(last) = batch.last() else { break };
+        cursor = last.position;
+        for stored in batch {
+            last_change.insert(stored.event.video_id, stored.position);
+        }
+    }
+    let mut touched: Vec<(u64, VideoId)> = last_change.into_iter().map(|(v, p)| (p, v)).collect();
+    touched.sort();
+    let mut events = Vec::with_capacity(touched.len());
+    for (position, video_id) in touched {
+        if let Some(status) = state.store.get_status(&video_id).await? {
+            if filter.admits(&status) {
+                events.push(status_event(position, &status));
+            }
+        }
+    }
+    Ok((events, Some(cursor.max(after))))
+}
+
+/// The global stream: replayed events first, then live changes after the cursor.
+struct GlobalStream {
+    queued: std::collections::VecDeque<Event>,
+    live: broadcast::Receiver<GlobalEvent>,
+    /// Highest position already covered: live changes at or below it were replayed.
+    cursor: Option<u64>,
+    filter: ChangeFilter,
+    closing: watch::Receiver<bool>,
+    done: bool,
+}
+
+impl GlobalStream {
+    async fn next(mut self) -> Option<(Event, GlobalStream)> {
+        if let Some(event) = self.queued.pop_front() {
+            return Some((event, self));
+        }
+        if self.done {
+            return None;
+        }
+        loop {
+            if *self.closing.borrow() {
+                self.done = true;
+                return Some((shutdown_event(), self));
+            }
+            let received = tokio::select! {
+                received = self.live.recv() => received,
+                _ = self.closing.changed() => continue,
+            };
+            match received {
+                Ok(GlobalEvent::Change(change)) => {
+                    if self.cursor.is_some_and(|c| change.position <= c) {
+                        continue;
+                    }
+                    self.cursor = Some(change.position);
+                    if self.filter.admits(&change.status) {
+                        return Some((status_event(change.position, &change.status), self));
+                    }
+                }
+                Ok(GlobalEvent::Reset) => return Some((reset_event("server_resync", None), self)),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    metrics::counter!("sse_global_resets_total").increment(1);
+                    tracing::debug!(missed, "global subscriber fell behind; sent reset");
+                    return Some((reset_event("subscriber_lagged", None), self));
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+/// `unfold` yields plain events; SSE wants `Result`s.
+trait MapOkInfallible: Stream<Item = Event> + Sized {
+    fn map_ok_infallible(self) -> impl Stream<Item = Result<Event, Infallible>> {
+        futures_util::StreamExt::map(self, Ok)
+    }
+}
+
+impl<S: Stream<Item = Event>> MapOkInfallible for S {}

@@ -1,0 +1,193 @@
+//! The hub: per video a `watch` channel (latest wins, so a slow reader skips to the newest status
+//! and never grows a buffer), and one bounded broadcast for the global stream (a reader that falls
+//! behind is told to resync). Only videos someone watches have a channel.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+use tracing::warn;
+
+use crate::event::VideoId;
+use crate::projection::VideoStatus;
+use crate::store::{Change, EventStore, Store};
+
+/// What a global subscriber receives.
+#[derive(Debug, Clone)]
+pub enum GlobalEvent {
+    Change(Change),
+    /// The hub itself missed changes (it fell behind the store's feed): subscribers must refetch.
+    Reset,
+}
+
+type Latest = Option<Arc<VideoStatus>>;
+
+/// Handle to the hub; cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    videos: Mutex<HashMap<VideoId, watch::Sender<Latest>>>,
+    global: broadcast::Sender<GlobalEvent>,
+    closing: watch::Sender<bool>,
+    follower: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A subscription to one video; dropping it frees the video's channel when it was the last.
+pub struct VideoSubscription {
+    hub: Hub,
+    video_id: VideoId,
+    receiver: watch::Receiver<Latest>,
+}
+
+impl Hub {
+    /// Starts following `store`'s change feed. `global_buffer` bounds what each global
+    /// subscriber may fall behind before it gets a reset.
+    pub fn start(store: &Store, global_buffer: usize) -> Hub {
+        let (global, _) = broadcast::channel(global_buffer);
+        let hub = Hub {
+            inner: Arc::new(Inner {
+                videos: Mutex::new(HashMap::new()),
+                global,
+                closing: watch::channel(false).0,
+                follower: Mutex::new(None),
+            }),
+        };
+        let feed = store.changes();
+        // The follower holds the store only to resync after a lag; `close` ends it, so the store
+        // (and its writer thread) can be dropped at shutdown.
+        let follower = tokio::spawn(follow(hub.clone(), store.clone(), feed));
+        *hub.inner.follower.lock().expect("follower lock") = Some(follower);
+        hub
+    }
+
+    /// Subscribes to one video's status; the receiver holds the newest status published since.
+    pub fn subscribe_video(&self, video_id: &VideoId) -> VideoSubscription {
+        let mut videos = self.lock_videos();
+        let receiver = videos
+            .entry(video_id.clone())
+            .or_insert_with(|| watch::channel(None).0)
+            .subscribe();
+        VideoSubscription {
+            hub: self.clone(),
+            video_id: video_id.clone(),
+            receiver,
+        }
+    }
+
+    /// Subscribes to every change from now on.
+    pub fn subscribe_all(&self) -> broadcast::Receiver<GlobalEvent> {
+        self.inner.global.subscribe()
+    }
+
+    /// Resolves once the hub is closing (server shutdown): streams end with a final event.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.inner.closing.subscribe()
+    }
+
+    /// Number of videos with at least one subscriber.
+    pub fn watched_videos(&self) -> usize {
+        self.lock_videos().len()
+    }
+
+    /// Stops following the store and tells every stream to end.
+    pub fn close(&self) {
+        self.inner.closing.send_replace(true);
+        if let Some(follower) = self.inner.follower.lock().expect("follower lock").take() {
+            follower.abort();
+        }
+    }
+
+    fn publish(&self, change: Change) {
+        if let Some(sender) = self.lock_videos().get(&change.video_id) {
+            offer(sender, Arc::clone(&change.status));
+        }
+        // No global subscriber is not an error.
+        let _ = self.inner.global.send(GlobalEvent::Change(change));
+    }
+
+    fn lock_videos(&self) -> std::sync::MutexGuard<'_, HashMap<VideoId, watch::Sender<Latest>>> {
+        self.inner
+            .videos
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Replaces the watched status only by a newer version, so a late resync read never moves a
+/// subscriber backwards.
+fn offer(sender: &watch::Sender<Latest>, status: Arc<VideoStatus>) {
+    sender.send_if_modified(|latest| match latest {
+        Some(known) if known.version >= status.version => false,
+        _ => {
+            *latest = Some(status);
+            true
+        }
+    });
+}
+
+async fn follow(hub: Hub, store: Store, mut feed: broadcast::Receiver<Change>) {
+    loop {
+        match feed.recv().await {
+            Ok(change) => hub.publish(change),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                warn!(
+                    missed,
+                    "hub fell behind the store's change feed; resyncing subscribers"
+                );
+                metrics::counter!("sse_hub_resyncs_total").increment(1);
+                let _ = hub.inner.global.send(GlobalEvent::Reset);
+                resync_videos(&hub, &store).await;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// After a lag, re-reads the status of every watched video from the status table.
+async fn resync_videos(hub: &Hub, store: &Store) {
+    let watched: Vec<VideoId> = hub.lock_videos().keys().cloned().collect();
+    for video_id in watched {
+        match store.get_status(&video_id).await {
+            Ok(Some(status)) => {
+                if let Some(sender) = hub.lock_videos().get(&video_id) {
+                    offer(sender, Arc::new(status));
+                }
+            }
+            Ok(None) => {}
+            Err(error) => warn!(%error, %video_id, "could not resync a watched video"),
+        }
+    }
+}
+
+impl VideoSubscription {
+    /// The newest status published since the last call, if newer than `after` (a version).
+    pub fn newest_after(&mut self, after: Option<u64>) -> Option<Arc<VideoStatus>> {
+        let latest = self.receiver.borrow_and_update().clone()?;
+        match after {
+            Some(version) if latest.version <= version => None,
+            _ => Some(latest),
+        }
+    }
+
+    /// Waits for the next publication; `false` once the hub is gone.
+    pub async fn changed(&mut self) -> bool {
+        self.receiver.changed().await.is_ok()
+    }
+}
+
+impl Drop for VideoSubscription {
+    fn drop(&mut self) {
+        let mut videos = self.hub.lock_videos();
+        // This receiver still counts until it is dropped after this body: 1 means it was the last.
+        let last = videos
+            .get(&self.video_id)
+            .is_some_and(|sender| sender.receiver_count() <= 1);
+        if last {
+            videos.remove(&self.video_id);
+        }
+    }
+}
