@@ -228,3 +228,20 @@ async fn a_failing_actor_answers_503_then_restarts_on_the_next_delivery() {
     assert_eq!(again.body["status"], "accepted");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_sample_config_in_ops_loads_and_starts() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ops/video-status.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::load(
+        Some(&path),
+        &Overrides {
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            store: Some(format!("sqlite://{}", dir.path().join("ops.db").display())),
+        },
+    )
+    .expect("the documented sample config is valid");
+    assert_eq!(config.providers.len(), 2);
+    let app = Application::build(config).await.expect("and starts");
+    drop(app);
+}
