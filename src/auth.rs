@@ -187,6 +187,39 @@ mod tests {
         assert!(!access.allows(&v2, &demo));
     }
 
+    /// The key pair of RFC 8410, section 10.
+    const ED25519_PRIVATE_PKCS8: &str =
+        "MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC";
+    const ED25519_PUBLIC_X: &str = "Gb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE";
+
+    #[test]
+    fn eddsa_tokens_verify_with_the_configured_public_key() {
+        use base64::Engine;
+        let auth = SubscriberAuth::from_config(&Auth {
+            subscriber_jwt_public_key: Some(ED25519_PUBLIC_X.into()),
+            ..Auth::default()
+        })
+        .unwrap();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(ED25519_PRIVATE_PKCS8)
+            .unwrap();
+        let token = encode(
+            &Header::new(Algorithm::EdDSA),
+            &json!({ "videos": ["v1"], "exp": exp_in(60) }),
+            &EncodingKey::from_ed_der(&der),
+        )
+        .unwrap();
+        let access = auth.access(Some(&token)).unwrap();
+        assert!(access.allows_video(&VideoId::parse("v1").unwrap()));
+        // An HS256 token is not accepted when only the EdDSA key is configured.
+        assert_eq!(
+            auth.access(Some(&super::tests::token(
+                json!({ "videos": ["v1"], "exp": exp_in(60) })
+            ))),
+            Err(AuthError::InvalidToken)
+        );
+    }
+
     #[test]
     fn missing_expired_forged_and_exp_less_tokens_are_refused() {
         let auth = auth();

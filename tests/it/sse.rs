@@ -465,3 +465,70 @@ async fn the_live_page_is_served_at_the_root() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn disconnected_subscribers_are_noticed_and_freed() {
+    let app = spawn_app().await;
+    let mut clients = Vec::new();
+    for n in 0..20 {
+        let mut client =
+            SseClient::connect(&app.url(&format!("/videos/vid_gone_{}/events", n % 5)), &[]).await;
+        assert_eq!(client.status, 200);
+        assert!(client
+            .next_within(Duration::from_millis(10))
+            .await
+            .is_none());
+        clients.push(client);
+    }
+    assert_eq!(app.state.hub.watched_videos(), 5);
+    drop(clients);
+    let hub = app.state.hub.clone();
+    let freed = crate::support::eventually(Duration::from_secs(5), || {
+        let hub = hub.clone();
+        async move { hub.watched_videos() == 0 }
+    })
+    .await;
+    assert!(freed, "still watched: {}", app.state.hub.watched_videos());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn cors_lets_configured_origins_read_and_refuses_others() {
+    let app =
+        spawn_app_with(|config| config.http.cors_origins = vec!["https://app.example".into()])
+            .await;
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/events"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "last-event-id")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 200);
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let read = app
+        .client
+        .get(app.url("/videos"))
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        read.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let other = app
+        .client
+        .get(app.url("/videos"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 403);
+    app.stop().await;
+}
