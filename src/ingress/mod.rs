@@ -57,7 +57,7 @@ pub fn routes(
 
     let status = warp::path!("videos" / String)
         .and(warp::get())
-        .and(warp::query::<reads::TokenParam>())
+        .and(warp::query::<reads::StatusParams>())
         .and(warp::header::headers_cloned())
         .and(with_state(state.clone()))
         .and_then(|id, params, headers, state| async move {

@@ -30,19 +30,66 @@ pub struct TokenParam {
     token: Option<String>,
 }
 
+#[derive(Debug, Deserialize)]
+pub struct StatusParams {
+    token: Option<String>,
+    /// RFC 3339: the status as of that event time (what a UI would have shown then).
+    at: Option<String>,
+}
+
 pub async fn get_status(
     raw_id: String,
-    params: TokenParam,
+    params: StatusParams,
     headers: HeaderMap,
     state: AppState,
 ) -> Result<warp::reply::Json, ApiError> {
     let access = subscriber_access(&headers, params.token.as_deref(), &state)?;
     let video_id = parse_video_id(&raw_id)?;
+    if let Some(at) = params.at.as_deref() {
+        return status_at(&video_id, at, &access, &state).await;
+    }
     let status = state.store.get_status(&video_id).await?;
     check_video_access(&access, &video_id, status.as_ref().map(|s| &s.provider))?;
     match status {
         Some(status) => Ok(warp::reply::json(&status)),
         None => Err(video_not_found(&video_id)),
+    }
+}
+
+/// Folds the stream up to event time `at`: events that occurred later are left out, whenever
+/// they arrived. `version` is then the number of events folded.
+async fn status_at(
+    video_id: &VideoId,
+    at: &str,
+    access: &Access,
+    state: &AppState,
+) -> Result<warp::reply::Json, ApiError> {
+    let at = chrono::DateTime::parse_from_rfc3339(at)
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_at",
+                "at must be an RFC 3339 time, e.g. 2026-11-23T10:00:00Z",
+            )
+        })?
+        .with_timezone(&chrono::Utc);
+    let stored = state.store.read_stream(video_id).await?;
+    check_video_access(access, video_id, stored.last().map(|s| &s.event.provider))?;
+    if stored.is_empty() {
+        return Err(video_not_found(video_id));
+    }
+    let until = stored
+        .into_iter()
+        .map(|s| s.event)
+        .filter(|event| event.occurred_at <= at);
+    match VideoStatus::from_fold(video_id, &Fold::from_events(until)) {
+        Some(status) => Ok(warp::reply::json(&status)),
+        None => Err(ApiError::not_found(
+            "no_status_at_time",
+            format!(
+                "video {video_id:?} had no event at or before {}",
+                at.to_rfc3339()
+            ),
+        )),
     }
 }
 

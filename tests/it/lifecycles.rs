@@ -307,3 +307,31 @@ async fn a_rotated_secret_still_verifies_with_the_old_key() {
     assert_eq!(answer.body["status"], "accepted", "{}", answer.text);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_status_at_a_past_event_time_is_what_a_ui_showed_then() {
+    let app = spawn_app().await;
+    // Delivered in reverse: the point-in-time view follows event time, not arrival.
+    for (id, body) in lifecycle("vid_then", "ready").into_iter().rev() {
+        app.deliver("demo", &id, &body).await;
+    }
+    let then = app.get("/videos/vid_then?at=2026-11-23T10:00:07Z").await;
+    assert_eq!(then.status, 200, "{}", then.text);
+    assert_eq!(then.body["status"], "processing");
+    assert_eq!(then.body["version"], 2);
+    let progress = app.get("/videos/vid_then?at=2026-11-23T10:00:10Z").await;
+    assert_eq!(progress.body["progress"], 50.0);
+    assert_eq!(
+        app.get("/videos/vid_then?at=2026-11-23T11:00:00Z")
+            .await
+            .body["status"],
+        "ready"
+    );
+    let before = app.get("/videos/vid_then?at=2026-11-23T09:00:00Z").await;
+    assert_eq!(
+        (before.status, before.body["error"].as_str()),
+        (404, Some("no_status_at_time"))
+    );
+    assert_eq!(app.get("/videos/vid_then?at=yesterday").await.status, 400);
+    app.stop().await;
+}
