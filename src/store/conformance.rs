@@ -691,14 +691,27 @@ pub async fn changes_announce_appends_in_position_order<S: EventStore>(store: &S
     let mut appends = Vec::new();
     for n in 0..40u64 {
         let video = format!("vid_feed_{}", n % 4);
-        let event = sample_event(&video, &format!("evt_feed_{n}"), EventKind::Uploaded, n as i64);
+        let event = sample_event(
+            &video,
+            &format!("evt_feed_{n}"),
+            EventKind::Uploaded,
+            n as i64,
+        );
         let mut request = append_request(event, n / 4);
-        request.status = Some(sample_status(&video, SAMPLE_PROVIDER, Status::Uploaded, n / 4 + 1));
+        request.status = Some(sample_status(
+            &video,
+            SAMPLE_PROVIDER,
+            Status::Uploaded,
+            n / 4 + 1,
+        ));
         appends.push(store.append(request));
     }
     // Concurrent, so the store is free to batch them.
     for outcome in futures_util::future::join_all(appends).await {
-        assert!(matches!(outcome, Ok(AppendOutcome::Appended { .. })), "{outcome:?}");
+        assert!(
+            matches!(outcome, Ok(AppendOutcome::Appended { .. })),
+            "{outcome:?}"
+        );
     }
     // A duplicate announces nothing.
     let again = sample_event("vid_feed_0", "evt_feed_0", EventKind::Uploaded, 0);
