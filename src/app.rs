@@ -14,6 +14,7 @@ use crate::actor::VideoManager;
 use crate::auth::{KeyError, SubscriberAuth};
 use crate::config::Config;
 use crate::ingress;
+use crate::projection::rebuild::Rebuilder;
 use crate::providers::{ProviderConfigError, Providers};
 use crate::sse::Hub;
 use crate::store::{OpenError, Store};
@@ -26,6 +27,7 @@ pub struct AppState {
     pub providers: Providers,
     pub videos: VideoManager,
     pub hub: Hub,
+    pub rebuilder: Rebuilder,
     pub subscribers: SubscriberAuth,
     pub metrics: PrometheusHandle,
 }
@@ -65,6 +67,11 @@ impl Application {
             VideoManager::start(store.clone(), config.limits.clone(), config.actors.clone())
                 .await?;
         let hub = Hub::start(&store, config.sse.global_buffer);
+        let rebuilder = Rebuilder::new(store.clone());
+        rebuilder
+            .rebuild_if_fold_changed()
+            .await
+            .map_err(OpenError::from)?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -80,6 +87,7 @@ impl Application {
                 providers,
                 videos,
                 hub,
+                rebuilder,
                 subscribers,
                 metrics: metrics_handle(),
             },

@@ -5,13 +5,11 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use super::StoreArgs;
-use crate::event::{VideoEvent, VideoId};
-use crate::lifecycle::Fold;
+use crate::event::VideoId;
+pub use crate::projection::rebuild::refold_all;
+use crate::projection::rebuild::{rebuild, RebuildReport};
 use crate::projection::VideoStatus;
 use crate::store::{EventStore, StatusQuery, Store};
-
-/// Events read from the log per round trip.
-const READ_BATCH: usize = 10_000;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RebuildArgs {
@@ -26,15 +24,15 @@ pub struct RebuildArgs {
 pub async fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     let config = args.store.load(None)?;
     let store = Store::open(&config.store).await?;
-    let rebuilt = refold_all(&store).await?;
     if !args.verify {
-        let count = rebuilt.len();
-        store
-            .replace_statuses(rebuilt.into_values().collect())
-            .await?;
-        println!("rebuilt the status of {count} videos from the log");
+        let report = rebuild(&store, print_progress).await?;
+        println!(
+            "rebuilt the status of {} videos from {} events ({:.0} events/s), fold version {}",
+            report.videos, report.events_done, report.events_per_sec, report.fold_version
+        );
         return Ok(ExitCode::SUCCESS);
     }
+    let rebuilt = refold_all(&store).await?;
     let stored = read_all_statuses(&store).await?;
     let differences = diff(&stored, &rebuilt);
     if differences.is_empty() {
@@ -55,28 +53,12 @@ pub async fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Folds every stream of the log. Holds one fold per video in memory.
-pub async fn refold_all(store: &Store) -> anyhow::Result<BTreeMap<VideoId, VideoStatus>> {
-    let mut streams: BTreeMap<VideoId, Vec<VideoEvent>> = BTreeMap::new();
-    let mut after = 0;
-    loop {
-        let batch = store.read_all(after, READ_BATCH).await?;
-        let Some(last) = batch.last() else { break };
-        after = last.position;
-        for stored in batch {
-            streams
-                .entry(stored.event.video_id.clone())
-                .or_default()
-                .push(stored.event);
-        }
-    }
-    Ok(streams
-        .into_iter()
-        .filter_map(|(video_id, events)| {
-            let fold = Fold::from_events(events);
-            VideoStatus::from_fold(&video_id, &fold).map(|status| (video_id, status))
-        })
-        .collect())
+/// One line per phase change and per read batch, on stderr (stdout carries the result).
+fn print_progress(report: &RebuildReport) {
+    eprintln!(
+        "rebuild: {:?} {}/{} events ({:.0} events/s)",
+        report.phase, report.events_done, report.events_total, report.events_per_sec
+    );
 }
 
 async fn read_all_statuses(store: &Store) -> anyhow::Result<BTreeMap<VideoId, VideoStatus>> {

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use warp::http::{header, HeaderMap};
+use warp::Reply;
 
 use super::reject::ApiError;
 use crate::app::AppState;
@@ -150,4 +151,36 @@ pub async fn audit(
     Ok(warp::reply::json(
         &serde_json::json!({ "records": records }),
     ))
+}
+
+/// `POST /admin/rebuild`: starts an online rebuild (202), or 409 while one runs.
+pub async fn start_rebuild(
+    headers: HeaderMap,
+    state: AppState,
+) -> Result<warp::reply::Response, ApiError> {
+    authorize(&headers, &state)?;
+    match state.rebuilder.start() {
+        Ok(report) => Ok(warp::reply::with_status(
+            warp::reply::json(&report),
+            warp::http::StatusCode::ACCEPTED,
+        )
+        .into_response()),
+        Err(running) => Err(ApiError::new(
+            warp::http::StatusCode::CONFLICT,
+            "rebuild_running",
+            format!(
+                "a rebuild is already running ({} of {} events folded)",
+                running.0.events_done, running.0.events_total
+            ),
+        )),
+    }
+}
+
+/// `GET /admin/rebuild`: the current or last rebuild.
+pub async fn rebuild_report(
+    headers: HeaderMap,
+    state: AppState,
+) -> Result<warp::reply::Json, ApiError> {
+    authorize(&headers, &state)?;
+    Ok(warp::reply::json(&state.rebuilder.report()))
 }

@@ -116,6 +116,20 @@ pub fn routes(
             reject::respond(admin::audit(params, headers, state).await)
         });
 
+    let start_rebuild = warp::path!("admin" / "rebuild")
+        .and(warp::post())
+        .and(warp::header::headers_cloned())
+        .and(with_state(state.clone()))
+        .and_then(|headers: HeaderMap, state| async move {
+            reject::respond(admin::start_rebuild(headers, state).await)
+        });
+    let rebuild_report = warp::path!("admin" / "rebuild")
+        .and(warp::get())
+        .and(warp::header::headers_cloned())
+        .and(with_state(state.clone()))
+        .and_then(|headers: HeaderMap, state| async move {
+            reject::respond(admin::rebuild_report(headers, state).await)
+        });
     let healthz = warp::path!("healthz")
         .and(warp::get())
         .then(health::healthz);
@@ -138,6 +152,8 @@ pub fn routes(
         .or(page)
         .or(quarantine)
         .or(audit)
+        .or(start_rebuild)
+        .or(rebuild_report)
         .or(healthz)
         .or(readyz)
         .or(metrics)

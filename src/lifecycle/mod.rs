@@ -22,3 +22,7 @@ pub use fold::{fold_order, Fold, HistoryEntry, Outcome};
 pub use state::VideoState;
 pub use status::Status;
 pub use table::{apply, decide, status_of, Decision, Rejection};
+
+/// Version of the fold's rules. Bump it with any change that can change a folded status: a
+/// status table built by an older version is rebuilt from the log on start.
+pub const FOLD_VERSION: u32 = 1;

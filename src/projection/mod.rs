@@ -1,6 +1,8 @@
 //! The status document that reads and UIs see. It is derived from the fold alone, so a rebuild
 //! from the log reproduces it exactly.
 
+pub mod rebuild;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 

@@ -523,7 +523,7 @@ pub async fn list_statuses_clamps_the_limit<S: EventStore>(store: &S) {
     let statuses: Vec<VideoStatus> = (0..1_001)
         .map(|n| sample_status(&format!("vid_{n:04}"), "mux", Status::Ready, 1))
         .collect();
-    store.replace_statuses(statuses).await.unwrap();
+    store.replace_statuses(statuses, 0, 1).await.unwrap();
 
     let page = store
         .list_statuses(StatusQuery {
@@ -550,8 +550,10 @@ pub async fn list_statuses_clamps_the_limit<S: EventStore>(store: &S) {
     assert_eq!(page.next_after, Some(video("vid_0000")));
 }
 
-/// `replace_statuses` swaps the whole table: rows not given are gone.
+/// `replace_statuses` swaps every row written up to its position (rows not given are gone),
+/// keeps rows written by later appends, and records the fold version.
 pub async fn replace_statuses_swaps_the_table<S: EventStore>(store: &S) {
+    assert_eq!(store.fold_version().await.unwrap(), None);
     for (n, id) in ["vid_a", "vid_b"].into_iter().enumerate() {
         let event = sample_event(id, &format!("evt_{n}"), EventKind::Uploaded, 1_000);
         let status = sample_status(id, SAMPLE_PROVIDER, Status::Uploaded, 1);
@@ -560,9 +562,10 @@ pub async fn replace_statuses_swaps_the_table<S: EventStore>(store: &S) {
     let rebuilt_b = sample_status("vid_b", SAMPLE_PROVIDER, Status::Ready, 1);
     let rebuilt_c = sample_status("vid_c", "fal", Status::Failed, 3);
     store
-        .replace_statuses(vec![rebuilt_c.clone(), rebuilt_b.clone()])
+        .replace_statuses(vec![rebuilt_c.clone(), rebuilt_b.clone()], 2, 7)
         .await
         .unwrap();
+    assert_eq!(store.fold_version().await.unwrap(), Some(7));
 
     assert_eq!(store.get_status(&video("vid_a")).await.unwrap(), None);
     assert_eq!(
@@ -579,10 +582,19 @@ pub async fn replace_statuses_swaps_the_table<S: EventStore>(store: &S) {
     assert_eq!(page.videos, vec![rebuilt_b, rebuilt_c]);
     assert_eq!(page.position, store.head_position().await.unwrap());
 
-    store.replace_statuses(Vec::new()).await.unwrap();
+    // An append after the rebuild's position wins over the rebuilt row of its video.
+    let event = sample_event("vid_b", "evt_late", EventKind::Ready, 2_000);
+    let live = sample_status("vid_b", SAMPLE_PROVIDER, Status::Ready, 2);
+    appended(store, with_status(append_request(event, 1), live.clone())).await;
+    let stale = sample_status("vid_b", SAMPLE_PROVIDER, Status::Processing, 1);
+    store.replace_statuses(vec![stale], 2, 8).await.unwrap();
+    assert_eq!(store.get_status(&video("vid_b")).await.unwrap(), Some(live));
+    assert_eq!(store.get_status(&video("vid_c")).await.unwrap(), None);
+
+    store.replace_statuses(Vec::new(), 3, 8).await.unwrap();
     assert_eq!(store.get_status(&video("vid_b")).await.unwrap(), None);
     // The log itself is untouched.
-    assert_eq!(store.read_all(0, 10).await.unwrap().len(), 2);
+    assert_eq!(store.read_all(0, 10).await.unwrap().len(), 3);
 }
 
 /// Audit records read back equal, newest first.

@@ -182,11 +182,20 @@ pub trait EventStore: Send + Sync {
         query: StatusQuery,
     ) -> impl Future<Output = Result<StatusPage, StoreError>> + Send;
 
-    /// Replaces the whole status table in one transaction (offline rebuild).
+    /// Swaps in a rebuilt status table, in one transaction, while appends may go on: `statuses`
+    /// fold the log up to global position `upto`; every row written by an event at or before
+    /// `upto` is replaced (or deleted, if absent from `statuses`), and rows written by later
+    /// appends are kept, since those already fold their whole stream. Records `fold_version` as
+    /// the fold that built the table.
     fn replace_statuses(
         &self,
         statuses: Vec<VideoStatus>,
+        upto: u64,
+        fold_version: u32,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The fold (code) version that built the status table; `None` before any rebuild.
+    fn fold_version(&self) -> impl Future<Output = Result<Option<u32>, StoreError>> + Send;
 
     fn record_audit(
         &self,
@@ -284,8 +293,16 @@ impl EventStore for Store {
     async fn list_statuses(&self, query: StatusQuery) -> Result<StatusPage, StoreError> {
         delegate!(self, s => s.list_statuses(query).await)
     }
-    async fn replace_statuses(&self, statuses: Vec<VideoStatus>) -> Result<(), StoreError> {
-        delegate!(self, s => s.replace_statuses(statuses).await)
+    async fn replace_statuses(
+        &self,
+        statuses: Vec<VideoStatus>,
+        upto: u64,
+        fold_version: u32,
+    ) -> Result<(), StoreError> {
+        delegate!(self, s => s.replace_statuses(statuses, upto, fold_version).await)
+    }
+    async fn fold_version(&self) -> Result<Option<u32>, StoreError> {
+        delegate!(self, s => s.fold_version().await)
     }
     async fn record_audit(&self, record: AuditRecord) -> Result<(), StoreError> {
         delegate!(self, s => s.record_audit(record).await)

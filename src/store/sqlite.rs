@@ -28,11 +28,18 @@ use crate::projection::VideoStatus;
 
 /// Schema migrations, applied in order by [`SqliteStore::open`] and recorded in
 /// `schema_migrations`. Append only: a shipped migration never changes.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_init",
-    sql: include_str!("../../migrations/sqlite/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_init",
+        sql: include_str!("../../migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_store_meta",
+        sql: include_str!("../../migrations/sqlite/0002_store_meta.sql"),
+    },
+];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY NOT NULL, name TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT";
@@ -59,7 +66,16 @@ const UPSERT_STATUS: &str =
     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
     ON CONFLICT (video_id) DO UPDATE SET provider = excluded.provider, status = excluded.status,
     version = excluded.version, position = excluded.position, doc = excluded.doc";
-const DELETE_STATUSES: &str = "DELETE FROM status";
+/// Rows a rebuild up to `?1` replaces: those written by events at or before it. A row written
+/// by a later append already folds its whole stream and stays.
+const DELETE_STATUSES_UPTO: &str = "DELETE FROM status WHERE position <= ?1";
+const INSERT_REBUILT_STATUS: &str =
+    "INSERT INTO status (video_id, provider, status, version, position, doc)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (video_id) DO NOTHING";
+const UPSERT_META: &str = "INSERT INTO store_meta (key, value) VALUES (?1, ?2)
+    ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+const SELECT_META: &str = "SELECT value FROM store_meta WHERE key = ?1";
+const FOLD_VERSION_KEY: &str = "fold_version";
 const SELECT_POSITION_AT_VERSION: &str =
     "SELECT position FROM events WHERE stream_id = ?1 AND stream_version = ?2";
 const INSERT_AUDIT: &str = "INSERT INTO audit_log (provider, event_id, video_id, kind, detail,
@@ -294,9 +310,30 @@ impl EventStore for SqliteStore {
         .await
     }
 
-    async fn replace_statuses(&self, statuses: Vec<VideoStatus>) -> Result<(), StoreError> {
-        self.write(|reply| Job::ReplaceStatuses(statuses, reply))
+    async fn replace_statuses(
+        &self,
+        statuses: Vec<VideoStatus>,
+        upto: u64,
+        fold_version: u32,
+    ) -> Result<(), StoreError> {
+        self.write(|reply| Job::ReplaceStatuses(statuses, upto, fold_version, reply))
             .await
+    }
+
+    async fn fold_version(&self) -> Result<Option<u32>, StoreError> {
+        self.read(|conn| {
+            let value: Option<String> = conn
+                .prepare_cached(SELECT_META)?
+                .query_row(params![FOLD_VERSION_KEY], |row| row.get(0))
+                .optional()?;
+            value
+                .map(|v| {
+                    v.parse()
+                        .map_err(|_| StoreError::Corrupt(format!("fold_version {v:?}")))
+                })
+                .transpose()
+        })
+        .await
     }
 
     async fn record_audit(&self, record: AuditRecord) -> Result<(), StoreError> {
@@ -454,7 +491,7 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 /// A request for the writer thread.
 enum Job {
     Append(Box<AppendRequest>, Reply<AppendOutcome>),
-    ReplaceStatuses(Vec<VideoStatus>, Reply<()>),
+    ReplaceStatuses(Vec<VideoStatus>, u64, u32, Reply<()>),
     RecordAudit(Box<AuditRecord>, Reply<()>),
     Quarantine(Box<QuarantineRecord>, Reply<u64>),
     Ping(Reply<()>),
@@ -631,9 +668,10 @@ impl Job {
                 let result = batch.run(|conn| append(conn, &request));
                 Pending::Append(reply, result, request.status.map(Arc::new))
             }
-            Job::ReplaceStatuses(statuses, reply) => {
-                Pending::Unit(reply, batch.run(|conn| replace_statuses(conn, &statuses)))
-            }
+            Job::ReplaceStatuses(statuses, upto, fold_version, reply) => Pending::Unit(
+                reply,
+                batch.run(|conn| replace_statuses(conn, &statuses, upto, fold_version)),
+            ),
             Job::RecordAudit(record, reply) => {
                 Pending::Unit(reply, batch.run(|conn| record_audit(conn, &record)))
             }
@@ -787,9 +825,18 @@ fn find_duplicate(
 }
 
 fn upsert_status(conn: &Connection, status: &VideoStatus, position: i64) -> Result<(), StoreError> {
+    write_status(conn, UPSERT_STATUS, status, position)
+}
+
+fn write_status(
+    conn: &Connection,
+    sql: &str,
+    status: &VideoStatus,
+    position: i64,
+) -> Result<(), StoreError> {
     let doc = serde_json::to_string(status)
         .map_err(|e| corrupt(&format!("status of {}", status.video_id), e))?;
-    conn.prepare_cached(UPSERT_STATUS)?.execute(params![
+    conn.prepare_cached(sql)?.execute(params![
         status.video_id.as_str(),
         status.provider.as_str(),
         status.status.as_str(),
@@ -800,8 +847,16 @@ fn upsert_status(conn: &Connection, status: &VideoStatus, position: i64) -> Resu
     Ok(())
 }
 
-fn replace_statuses(conn: &Connection, statuses: &[VideoStatus]) -> Result<(), StoreError> {
-    conn.prepare_cached(DELETE_STATUSES)?.execute([])?;
+fn replace_statuses(
+    conn: &Connection,
+    statuses: &[VideoStatus],
+    upto: u64,
+    fold_version: u32,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(DELETE_STATUSES_UPTO)?
+        .execute(params![saturating_i64(upto)])?;
+    conn.prepare_cached(UPSERT_META)?
+        .execute(params![FOLD_VERSION_KEY, fold_version.to_string()])?;
     let mut position_at = conn.prepare_cached(SELECT_POSITION_AT_VERSION)?;
     for status in statuses {
         // A rebuilt status reflects its stream up to `version`: that event's position.
@@ -812,7 +867,7 @@ fn replace_statuses(conn: &Connection, statuses: &[VideoStatus]) -> Result<(), S
             )
             .optional()?
             .unwrap_or(0);
-        upsert_status(conn, status, position)?;
+        write_status(conn, INSERT_REBUILT_STATUS, status, position)?;
     }
     Ok(())
 }

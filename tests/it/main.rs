@@ -8,4 +8,5 @@ mod durability;
 mod lifecycles;
 mod operations;
 mod projection;
+mod rebuild;
 mod sse;

@@ -1,0 +1,188 @@
+//! Rebuilding the status table from the log while the server keeps ingesting and serving.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{eventually, lifecycle, spawn_app, spawn_app_at, SseClient, TestApp};
+use video_status::cli::rebuild::refold_all;
+use video_status::store::{EventStore, StatusQuery};
+
+async fn post_admin(app: &TestApp, path: &str) -> (u16, Value) {
+    let response = app
+        .client
+        .post(app.url(path))
+        .header(
+            "authorization",
+            format!("Bearer {}", crate::support::ADMIN_TOKEN),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null),
+    )
+}
+
+async fn wait_for_rebuild(app: &TestApp) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        last = app.get_admin("/admin/rebuild").await.body;
+        if last["phase"] == "done" || last["phase"] == "failed" {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("rebuild did not finish: {last}");
+}
+
+async fn assert_statuses_equal_a_fresh_fold(app: &TestApp) {
+    let rebuilt = refold_all(&app.state.store).await.unwrap();
+    let live = app
+        .state
+        .store
+        .list_statuses(StatusQuery {
+            limit: 1000,
+            ..StatusQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(live.videos.len(), rebuilt.len());
+    for status in &live.videos {
+        assert_eq!(Some(status), rebuilt.get(&status.video_id));
+    }
+}
+
+fn corrupt_status(app: &TestApp, video_id: &str) {
+    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let changed = conn
+        .execute(
+            "UPDATE status SET doc = json_set(doc, '$.status', 'uploaded') WHERE video_id = ?1",
+            [video_id],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+}
+
+#[tokio::test]
+async fn an_online_rebuild_while_webhooks_and_subscribers_go_on_loses_nothing_and_moves_nothing_backwards(
+) {
+    let app = spawn_app().await;
+    for n in 0..20 {
+        for (id, body) in lifecycle(&format!("vid_rb_{n:02}"), "ready") {
+            app.deliver("demo", &id, &body).await;
+        }
+    }
+    corrupt_status(&app, "vid_rb_03");
+    let mut watchers = Vec::new();
+    for _ in 0..10 {
+        watchers.push(SseClient::connect(&app.url("/events"), &[]).await);
+    }
+    let senders = async {
+        let mut handles = Vec::new();
+        for client in 0..4 {
+            let app = &app;
+            handles.push(async move {
+                for n in 0..8 {
+                    for (id, body) in lifecycle(&format!("vid_live_{client}_{n}"), "ready") {
+                        assert_eq!(app.deliver("demo", &id, &body).await.status, 200);
+                    }
+                }
+            });
+        }
+        futures_util::future::join_all(handles).await;
+    };
+    let rebuilding = async {
+        let (status, report) = post_admin(&app, "/admin/rebuild").await;
+        assert_eq!(status, 202, "{report}");
+        assert_eq!(report["phase"], "folding");
+        wait_for_rebuild(&app).await
+    };
+    let ((), report) = tokio::join!(senders, rebuilding);
+    assert_eq!(report["phase"], "done", "{report}");
+    assert!(report["events_done"].as_u64().unwrap() >= 100, "{report}");
+    assert_eq!(
+        app.get("/videos/vid_rb_03").await.body["status"],
+        "ready",
+        "the corrupted row was rebuilt"
+    );
+    assert_statuses_equal_a_fresh_fold(&app).await;
+
+    // No subscriber ever saw a video's version go backwards.
+    for watcher in &mut watchers {
+        let mut versions: HashMap<String, u64> = HashMap::new();
+        while let Some(event) = watcher.next_within(Duration::from_millis(100)).await {
+            assert_eq!(event.event, "status", "{event:?}");
+            let status: Value = serde_json::from_str(&event.data).unwrap();
+            let video = status["video_id"].as_str().unwrap().to_string();
+            let version = status["version"].as_u64().unwrap();
+            let before = versions.insert(video.clone(), version).unwrap_or(0);
+            assert!(version > before, "{video} went from {before} to {version}");
+        }
+        assert_eq!(versions.len(), 32, "each watcher saw every live video");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn only_one_rebuild_runs_at_a_time_and_the_admin_token_guards_it() {
+    let app = spawn_app().await;
+    // A new store has no fold version yet: start-up rebuilds it once (an empty log, quickly).
+    wait_for_rebuild(&app).await;
+    let first = app.state.rebuilder.start().expect("starts");
+    assert_eq!(first.fold_version, video_status::lifecycle::FOLD_VERSION);
+    assert!(
+        app.state.rebuilder.start().is_err(),
+        "a second start is refused while one runs"
+    );
+    let anonymous = app
+        .client
+        .post(app.url("/admin/rebuild"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(wait_for_rebuild(&app).await["phase"], "done");
+    let (status, _) = post_admin(&app, "/admin/rebuild").await;
+    assert_eq!(status, 202, "a finished rebuild does not block the next");
+    wait_for_rebuild(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_status_table_built_by_another_fold_version_is_rebuilt_on_start() {
+    let app = spawn_app().await;
+    for (id, body) in lifecycle("vid_fold", "ready") {
+        app.deliver("demo", &id, &body).await;
+    }
+    corrupt_status(&app, "vid_fold");
+    let db_path = app.db_path.clone();
+    let dir = app.stop().await;
+    {
+        let conn = rusqlite::Connection::open(&db_path).unwrap();
+        conn.execute(
+            "UPDATE store_meta SET value = '0' WHERE key = 'fold_version'",
+            [],
+        )
+        .unwrap();
+    }
+    let again = spawn_app_at(&db_path, |_| {}).await;
+    let store = again.state.store.clone();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let store = store.clone();
+            async move {
+                store.fold_version().await.unwrap() == Some(video_status::lifecycle::FOLD_VERSION)
+            }
+        })
+        .await
+    );
+    assert_eq!(wait_for_rebuild(&again).await["phase"], "done");
+    assert_eq!(again.get("/videos/vid_fold").await.body["status"], "ready");
+    again.stop().await;
+    drop(dir);
+}
