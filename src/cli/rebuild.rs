@@ -2,7 +2,11 @@
 //! Run it with the server stopped; the online rebuild is `POST /admin/rebuild`.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
 
 use super::StoreArgs;
 use crate::event::VideoId;
@@ -25,7 +29,9 @@ pub async fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     let config = args.store.load(None)?;
     let store = Store::open(&config.store).await?;
     if !args.verify {
-        let report = rebuild(&store, print_progress).await?;
+        let mut progress = Progress::new();
+        let report = rebuild(&store, |r| progress.show(r)).await?;
+        progress.finish();
         println!(
             "rebuilt the status of {} videos from {} events ({:.0} events/s), fold version {}",
             report.videos, report.events_done, report.events_per_sec, report.fold_version
@@ -53,12 +59,59 @@ pub async fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// One line per phase change and per read batch, on stderr (stdout carries the result).
-fn print_progress(report: &RebuildReport) {
-    eprintln!(
-        "rebuild: {:?} {}/{} events ({:.0} events/s)",
-        report.phase, report.events_done, report.events_total, report.events_per_sec
-    );
+/// A progress bar (events/s, ETA) on a terminal; plain lines every few seconds otherwise, so
+/// logs of a scripted rebuild stay readable.
+enum Progress {
+    Bar(ProgressBar),
+    Lines { last: Option<Instant> },
+}
+
+impl Progress {
+    fn new() -> Progress {
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg:10} [{bar:40}] {pos}/{len} events, {per_sec}, ETA {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            Progress::Bar(bar)
+        } else {
+            Progress::Lines { last: None }
+        }
+    }
+
+    fn show(&mut self, report: &RebuildReport) {
+        let phase = serde_json::to_value(report.phase)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        match self {
+            Progress::Bar(bar) => {
+                bar.set_length(report.events_total);
+                bar.set_position(report.events_done);
+                bar.set_message(phase);
+            }
+            Progress::Lines { last } => {
+                let due = last.is_none_or(|t| t.elapsed() >= Duration::from_secs(2));
+                if due || report.events_done == report.events_total {
+                    eprintln!(
+                        "rebuild: {phase} {}/{} events ({:.0} events/s)",
+                        report.events_done, report.events_total, report.events_per_sec
+                    );
+                    *last = Some(Instant::now());
+                }
+            }
+        }
+    }
+
+    fn finish(self) {
+        if let Progress::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 async fn read_all_statuses(store: &Store) -> anyhow::Result<BTreeMap<VideoId, VideoStatus>> {
