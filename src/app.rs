@@ -72,13 +72,10 @@ impl Application {
             .rebuild_if_fold_changed()
             .await
             .map_err(OpenError::from)?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+        let listener = bind(config.listen).map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
         Ok(Application {
             listener,
             state: AppState {
@@ -123,6 +120,21 @@ impl Application {
         info!("HTTP server drained; stopping video actors");
         self.state.videos.shutdown().await;
     }
+}
+
+/// Binds the listener with `TCP_NODELAY`, which Linux copies to every accepted socket: an SSE
+/// event or a small JSON answer goes out at once instead of waiting on Nagle's algorithm for
+/// the peer's delayed ACK (warp does not set it on accepted connections).
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 /// The process-wide Prometheus recorder (installed once, shared by every app in a test binary).
