@@ -24,6 +24,10 @@
 //! generator and the subscribers (raw TCP, a minimal incremental SSE parser). Both still share
 //! the machine's cores. Every time is read from one clock, this process's `Instant`.
 
+#[path = "support/machine.rs"]
+mod machine;
+
+use machine::{load_average, megabytes, ms, Machine};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -2268,16 +2272,8 @@ fn per_subscriber_kib(before: u64, after: u64, subscribers: usize) -> Option<f64
     (subscribers > 0).then(|| after.saturating_sub(before) as f64 / subscribers as f64 / 1024.0)
 }
 
-fn ms(duration: Duration) -> String {
-    format!("{:.2} ms", duration.as_secs_f64() * 1000.0)
-}
-
 fn secs(duration: Duration) -> f64 {
     duration.as_secs_f64()
-}
-
-fn megabytes(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1_000_000.0)
 }
 
 fn micros_since(epoch: Instant, at: Instant) -> u64 {
@@ -2380,51 +2376,4 @@ fn proc_status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
         .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
         .with_context(|| format!("no {field} line in {path}"))
-}
-
-/// The first three fields of `/proc/loadavg`.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-/// What the figures were measured on.
-struct Machine {
-    cores: usize,
-    cpu: String,
-    memory: String,
-}
-
-impl Machine {
-    fn read() -> Machine {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        let field = |text: &str, name: &str| -> Option<String> {
-            text.lines()
-                .find(|line| line.starts_with(name))
-                .and_then(|line| line.split_once(':'))
-                .map(|(_, value)| value.trim().to_string())
-        };
-        Machine {
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            cpu: field(&cpuinfo, "model name").unwrap_or_else(|| "unknown CPU".into()),
-            memory: field(&meminfo, "MemTotal")
-                .and_then(|kb| kb.trim_end_matches("kB").trim().parse::<u64>().ok())
-                .map_or("unknown memory".into(), |kib| {
-                    format!("{:.1} GiB", kib as f64 / (1024.0 * 1024.0))
-                }),
-        }
-    }
-}
-
-impl std::fmt::Display for Machine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} cores, {}, {}", self.cores, self.cpu, self.memory)
-    }
 }
