@@ -184,3 +184,108 @@ pub async fn rebuild_report(
     authorize(&headers, &state)?;
     Ok(warp::reply::json(&state.rebuilder.report()))
 }
+
+#[derive(Debug, Deserialize)]
+pub struct ReplayParams {
+    /// Replay only this quarantined request.
+    id: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct ReplayResult {
+    id: u64,
+    /// `accepted` | `duplicate` | `ignored` (stored; released from the quarantine),
+    /// `unmappable` | `unknown_provider` | `not_stored` (kept in the quarantine).
+    outcome: &'static str,
+    error: Option<String>,
+    event_id: Option<EventId>,
+    video_id: Option<VideoId>,
+}
+
+/// Quarantined requests replayed per call.
+const REPLAY_BATCH: usize = 1000;
+
+/// `POST /admin/quarantine/replay[?id=N]`: runs the current mappers over quarantined requests
+/// (after a mapper was fixed or extended). A request that now maps is stored like a live webhook,
+/// with its original arrival time, and leaves the quarantine; one that still does not stays.
+/// Redelivered ids are deduplicated as usual, so replaying twice stores nothing twice.
+pub async fn replay_quarantine(
+    params: ReplayParams,
+    headers: HeaderMap,
+    state: AppState,
+) -> Result<warp::reply::Json, ApiError> {
+    authorize(&headers, &state)?;
+    let after = params.id.map_or(0, |id| id.saturating_sub(1));
+    let mut rows = state.store.list_quarantine(after, REPLAY_BATCH).await?;
+    if let Some(id) = params.id {
+        rows.retain(|row| row.id == id);
+        if rows.is_empty() {
+            return Err(ApiError::not_found(
+                "not_quarantined",
+                format!("no quarantined request has id {id}"),
+            ));
+        }
+    }
+    let mut results = Vec::with_capacity(rows.len());
+    for row in rows {
+        results.push(replay_one(row, &state).await?);
+    }
+    let released = results
+        .iter()
+        .filter(|r| matches!(r.outcome, "accepted" | "duplicate" | "ignored"))
+        .count();
+    Ok(warp::reply::json(&serde_json::json!({
+        "replayed": results.len(),
+        "released": released,
+        "results": results,
+    })))
+}
+
+async fn replay_one(
+    row: crate::store::QuarantinedRequest,
+    state: &AppState,
+) -> Result<ReplayResult, ApiError> {
+    let kept = |outcome, error: String| ReplayResult {
+        id: row.id,
+        outcome,
+        error: Some(error),
+        event_id: None,
+        video_id: None,
+    };
+    let Some(provider) = state.providers.get(row.record.provider.as_str()) else {
+        return Ok(kept(
+            "unknown_provider",
+            format!("provider {} is no longer configured", row.record.provider),
+        ));
+    };
+    let verified = provider.recall(&row.record.raw.headers);
+    let mapped = match provider.map(&verified, &row.record.raw.body, row.record.received_at) {
+        Ok(mapped) => mapped,
+        Err(error) => return Ok(kept("unmappable", format!("{}: {error}", error.code()))),
+    };
+    let stored = super::webhook::store_mapped(
+        &provider,
+        mapped,
+        row.record.raw.clone(),
+        row.record.received_at,
+        state,
+    )
+    .await;
+    match stored {
+        Ok(receipt) => {
+            state.store.release_quarantined(row.id).await?;
+            Ok(ReplayResult {
+                id: row.id,
+                outcome: match receipt.status {
+                    super::ReceiptStatus::Accepted => "accepted",
+                    super::ReceiptStatus::Duplicate => "duplicate",
+                    super::ReceiptStatus::Ignored => "ignored",
+                },
+                error: None,
+                event_id: Some(receipt.event_id),
+                video_id: receipt.video_id,
+            })
+        }
+        Err(error) => Ok(kept("not_stored", format!("{}: retry later", error.code()))),
+    }
+}

@@ -116,6 +116,14 @@ pub fn routes(
             reject::respond(admin::audit(params, headers, state).await)
         });
 
+    let replay = warp::path!("admin" / "quarantine" / "replay")
+        .and(warp::post())
+        .and(warp::query::<admin::ReplayParams>())
+        .and(warp::header::headers_cloned())
+        .and(with_state(state.clone()))
+        .and_then(|params, headers: HeaderMap, state| async move {
+            reject::respond(admin::replay_quarantine(params, headers, state).await)
+        });
     let start_rebuild = warp::path!("admin" / "rebuild")
         .and(warp::post())
         .and(warp::header::headers_cloned())
@@ -152,6 +160,7 @@ pub fn routes(
         .or(page)
         .or(quarantine)
         .or(audit)
+        .or(replay)
         .or(start_rebuild)
         .or(rebuild_report)
         .or(healthz)

@@ -2,7 +2,7 @@
 //! The 200 is a promise: it is sent only once the event is durably in the log (or known).
 
 use bytes::Buf;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::Stream;
 use serde::Serialize;
 use tracing::{info, instrument, warn, Span};
@@ -14,7 +14,7 @@ use crate::actor::Ingested;
 use crate::app::AppState;
 use crate::event::{EventId, RawDelivery, VideoId};
 use crate::lifecycle::Outcome;
-use crate::providers::Mapped;
+use crate::providers::{Mapped, Provider};
 use crate::store::{AuditKind, AuditRecord, EventStore, QuarantineRecord};
 
 /// The 200 body: what became of the delivery.
@@ -106,6 +106,18 @@ where
             return Err(ApiError::unmappable(&error));
         }
     };
+    store_mapped(&provider, mapped, raw, received_at, state).await
+}
+
+/// Stores what a mapper made of a verified request: an untracked type in the audit log, an event
+/// through its video's actor. Shared by live webhooks and quarantine replays.
+pub(super) async fn store_mapped(
+    provider: &Provider,
+    mapped: Mapped,
+    raw: RawDelivery,
+    received_at: DateTime<Utc>,
+    state: &AppState,
+) -> Result<Receipt, ApiError> {
     match mapped {
         Mapped::Ignored {
             event_id,

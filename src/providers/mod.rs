@@ -222,6 +222,24 @@ impl Provider {
         }
     }
 
+    /// What `verify` proved about a request kept earlier (a quarantined one), read back from the
+    /// headers it recorded. The signature is not checked again: it was when the request came in,
+    /// and its timestamp is long past the tolerance now.
+    pub fn recall(&self, headers: &[(String, String)]) -> Verified {
+        let delivery_id = match &self.scheme {
+            Scheme::Standard(_) => headers
+                .iter()
+                .find(|(name, _)| name == "webhook-id" || name == "svix-id")
+                .map(|(_, value)| value.clone()),
+            Scheme::HmacSha256(_) => None,
+        };
+        Verified {
+            delivery_id,
+            signed_at: None,
+            headers: headers.to_vec(),
+        }
+    }
+
     /// Turns a verified body into an event (or an ignored delivery). Call only after `verify`.
     pub fn map(
         &self,

@@ -220,6 +220,9 @@ pub trait EventStore: Send + Sync {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<QuarantinedRequest>, StoreError>> + Send;
 
+    /// Removes a quarantined request once a replay stored it (or recorded it as ignored).
+    fn release_quarantined(&self, id: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Answers `Ok` when the store can take a write now (for `/readyz`).
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -319,6 +322,9 @@ impl EventStore for Store {
         limit: usize,
     ) -> Result<Vec<QuarantinedRequest>, StoreError> {
         delegate!(self, s => s.list_quarantine(after, limit).await)
+    }
+    async fn release_quarantined(&self, id: u64) -> Result<(), StoreError> {
+        delegate!(self, s => s.release_quarantined(id).await)
     }
     async fn ping(&self) -> Result<(), StoreError> {
         delegate!(self, s => s.ping().await)

@@ -98,6 +98,7 @@ const STATUS_PAGE_AFTER: &str = "video_id > :after";
 const STATUS_PAGE_ORDER: &str = " ORDER BY video_id LIMIT :limit";
 const SELECT_AUDIT: &str = "SELECT provider, event_id, video_id, kind, detail, received_at, raw
     FROM audit_log ORDER BY id DESC LIMIT ?1";
+const DELETE_QUARANTINED: &str = "DELETE FROM quarantine WHERE id = ?1";
 const SELECT_QUARANTINE: &str = "SELECT id, provider, error_code, reason, received_at, raw
     FROM quarantine WHERE id > ?1 ORDER BY id LIMIT ?2";
 
@@ -369,6 +370,10 @@ impl EventStore for SqliteStore {
         .await
     }
 
+    async fn release_quarantined(&self, id: u64) -> Result<(), StoreError> {
+        self.write(|reply| Job::ReleaseQuarantined(id, reply)).await
+    }
+
     async fn quarantine(&self, record: QuarantineRecord) -> Result<u64, StoreError> {
         self.write(|reply| Job::Quarantine(Box::new(record), reply))
             .await
@@ -494,6 +499,7 @@ enum Job {
     ReplaceStatuses(Vec<VideoStatus>, u64, u32, Reply<()>),
     RecordAudit(Box<AuditRecord>, Reply<()>),
     Quarantine(Box<QuarantineRecord>, Reply<u64>),
+    ReleaseQuarantined(u64, Reply<()>),
     Ping(Reply<()>),
 }
 
@@ -675,6 +681,14 @@ impl Job {
             Job::RecordAudit(record, reply) => {
                 Pending::Unit(reply, batch.run(|conn| record_audit(conn, &record)))
             }
+            Job::ReleaseQuarantined(id, reply) => Pending::Unit(
+                reply,
+                batch.run(|conn| {
+                    conn.prepare_cached(DELETE_QUARANTINED)?
+                        .execute(params![saturating_i64(id)])?;
+                    Ok(())
+                }),
+            ),
             Job::Quarantine(record, reply) => {
                 Pending::Id(reply, batch.run(|conn| quarantine(conn, &record)))
             }

@@ -256,3 +256,91 @@ async fn admin_endpoints_need_the_token() {
     );
     open.stop().await;
 }
+
+#[tokio::test]
+async fn quarantined_requests_are_replayed_through_the_current_mappers() {
+    let app = spawn_app().await;
+    // One request no mapper can read, quarantined now.
+    let junk = b"still not json".to_vec();
+    let headers = app.sign("demo", "evt_junk", Utc::now(), &junk);
+    assert_eq!(app.post_raw("demo", &headers, junk).await.status, 400);
+    // One that an older mapper refused but the current one reads (as after a mapper fix).
+    let body = serde_json::to_vec(&native(
+        "evt_fixed",
+        "uploaded",
+        "vid_fixed",
+        "2026-11-23T10:00:00Z",
+    ))
+    .unwrap();
+    let raw = video_status::event::RawDelivery {
+        body: body.into(),
+        headers: vec![
+            ("webhook-id".into(), "evt_fixed".into()),
+            ("webhook-timestamp".into(), "1795438800".into()),
+        ],
+    };
+    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    conn.execute(
+        "INSERT INTO quarantine (provider, error_code, reason, received_at, raw) VALUES ('demo', 'missing_video_id', 'old mapper', '2026-11-23T10:00:01.000000000Z', ?1)",
+        [video_status::event::codec::encode_raw(&raw)],
+    )
+    .unwrap();
+
+    let replay = |path: &'static str| {
+        let app = &app;
+        async move {
+            let response = app
+                .client
+                .post(app.url(path))
+                .header(
+                    "authorization",
+                    format!("Bearer {}", crate::support::ADMIN_TOKEN),
+                )
+                .send()
+                .await
+                .unwrap();
+            crate::support::to_answer(response).await
+        }
+    };
+    let first = replay("/admin/quarantine/replay").await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let outcomes: Vec<&str> = first.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["unmappable", "accepted"], "{}", first.text);
+    assert_eq!(first.body["released"], 1);
+    let status = app.get("/videos/vid_fixed").await;
+    assert_eq!(status.body["status"], "uploaded");
+    assert_eq!(
+        status.body["updated_at"], "2026-11-23T10:00:01Z",
+        "the original arrival time is kept"
+    );
+    let left = app.get_admin("/admin/quarantine").await;
+    assert_eq!(
+        left.body["requests"].as_array().unwrap().len(),
+        1,
+        "only the unreadable one stays"
+    );
+
+    let again = replay("/admin/quarantine/replay").await;
+    assert_eq!(again.body["released"], 0);
+    assert_eq!(
+        app.history_ids("vid_fixed").await,
+        ["evt_fixed"],
+        "nothing stored twice"
+    );
+    assert_eq!(replay("/admin/quarantine/replay?id=999").await.status, 404);
+    let anonymous = app
+        .client
+        .post(app.url("/admin/quarantine/replay"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    app.stop().await;
+}
