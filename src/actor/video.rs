@@ -21,13 +21,9 @@ const MAX_CONFLICT_RETRIES: usize = 5;
 /// What became of one delivered event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ingested {
-    /// Durably appended. `outcome` says whether the fold accepted it or kept it as a rejected
-    /// regression; `status` is the video's status after it.
-    Appended {
-        outcome: Outcome,
-        status: Option<Box<VideoStatus>>,
-        position: u64,
-    },
+    /// Durably appended at global `position`. `outcome` says whether the fold accepted it or
+    /// kept it as a rejected regression.
+    Appended { outcome: Outcome, position: u64 },
     /// `(provider, event_id)` was already in the log. `conflict` marks a different body reusing
     /// the id: it is recorded in the audit log, never merged.
     Duplicate { conflict: bool },
@@ -154,7 +150,7 @@ impl VideoState {
                 expected_version,
                 event: event.clone(),
                 raw: raw.clone(),
-                status: status.clone(),
+                status,
             };
             let answer = self.store.append(request).await;
             if is_new && !matches!(answer, Ok(AppendOutcome::Appended { .. })) {
@@ -167,11 +163,7 @@ impl VideoState {
                         .outcome_of(&event.provider, &event.event_id)
                         .map(|entry| entry.outcome)
                         .unwrap_or(Outcome::Accepted);
-                    return Ok(Ingested::Appended {
-                        outcome,
-                        status: status.map(Box::new),
-                        position,
-                    });
+                    return Ok(Ingested::Appended { outcome, position });
                 }
                 Ok(AppendOutcome::Duplicate { same_body, .. }) => {
                     if !same_body {
