@@ -288,23 +288,7 @@ async fn quarantined_requests_are_replayed_through_the_current_mappers() {
     )
     .unwrap();
 
-    let replay = |path: &'static str| {
-        let app = &app;
-        async move {
-            let response = app
-                .client
-                .post(app.url(path))
-                .header(
-                    "authorization",
-                    format!("Bearer {}", crate::support::ADMIN_TOKEN),
-                )
-                .send()
-                .await
-                .unwrap();
-            crate::support::to_answer(response).await
-        }
-    };
-    let first = replay("/admin/quarantine/replay").await;
+    let first = app.post_admin("/admin/quarantine/replay").await;
     assert_eq!(first.status, 200, "{}", first.text);
     let outcomes: Vec<&str> = first.body["results"]
         .as_array()
@@ -327,14 +311,19 @@ async fn quarantined_requests_are_replayed_through_the_current_mappers() {
         "only the unreadable one stays"
     );
 
-    let again = replay("/admin/quarantine/replay").await;
+    let again = app.post_admin("/admin/quarantine/replay").await;
     assert_eq!(again.body["released"], 0);
     assert_eq!(
         app.history_ids("vid_fixed").await,
         ["evt_fixed"],
         "nothing stored twice"
     );
-    assert_eq!(replay("/admin/quarantine/replay?id=999").await.status, 404);
+    assert_eq!(
+        app.post_admin("/admin/quarantine/replay?id=999")
+            .await
+            .status,
+        404
+    );
     let anonymous = app
         .client
         .post(app.url("/admin/quarantine/replay"))

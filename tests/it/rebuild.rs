@@ -10,21 +10,8 @@ use video_status::cli::rebuild::refold_all;
 use video_status::store::{EventStore, StatusQuery};
 
 async fn post_admin(app: &TestApp, path: &str) -> (u16, Value) {
-    let response = app
-        .client
-        .post(app.url(path))
-        .header(
-            "authorization",
-            format!("Bearer {}", crate::support::ADMIN_TOKEN),
-        )
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (
-        status,
-        serde_json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null),
-    )
+    let answer = app.post_admin(path).await;
+    (answer.status, answer.body)
 }
 
 async fn wait_for_rebuild(app: &TestApp) -> Value {

@@ -195,6 +195,17 @@ impl TestApp {
         to_answer(response).await
     }
 
+    pub async fn post_admin(&self, path: &str) -> Answer {
+        let response = self
+            .client
+            .post(self.url(path))
+            .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+            .send()
+            .await
+            .expect("server answers");
+        to_answer(response).await
+    }
+
     pub async fn history_ids(&self, video_id: &str) -> Vec<String> {
         let answer = self.get(&format!("/videos/{video_id}/history")).await;
         if answer.status == 404 {
