@@ -311,10 +311,7 @@ async fn passivation_child(dir: &tempfile::TempDir, sizes: &Sizes) -> anyhow::Re
     for first in (0..sizes.touch).step_by(CHUNK) {
         let last = (first + CHUNK).min(sizes.touch);
         let uploads = simulate::plan_uploads("touch", first..last, chrono::Utc::now());
-        absorb(
-            &mut touched,
-            drive(&app.url, uploads, sizes.concurrency).await?,
-        );
+        touched.absorb(drive(&app.url, uploads, sizes.concurrency).await?);
     }
     print_phase(
         "(d) distinct videos touched, idle timeout 1 s (fresh process)",
@@ -435,30 +432,6 @@ async fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     true
-}
-
-/// Adds the counts of `other` (a later chunk of the same phase) to `total`; latency becomes the
-/// worst of each percentile, the honest summary when chunks differ.
-fn absorb(total: &mut Report, other: Report) {
-    total.sent += other.sent;
-    total.accepted += other.accepted;
-    total.duplicate += other.duplicate;
-    total.ignored += other.ignored;
-    for (code, count) in other.errors {
-        *total.errors.entry(code).or_default() += count;
-    }
-    total.connection_errors += other.connection_errors;
-    total.first_connection_error = total
-        .first_connection_error
-        .take()
-        .or(other.first_connection_error);
-    total.retries += other.retries;
-    total.elapsed += other.elapsed;
-    total.throughput_per_sec = total.acknowledged() as f64 / total.elapsed.as_secs_f64();
-    total.latency.p50 = total.latency.p50.max(other.latency.p50);
-    total.latency.p90 = total.latency.p90.max(other.latency.p90);
-    total.latency.p99 = total.latency.p99.max(other.latency.p99);
-    total.latency.max = total.latency.max.max(other.latency.max);
 }
 
 /// Everything the run measured; `None` where a phase produced nothing to divide by.

@@ -746,6 +746,30 @@ pub struct Report {
 }
 
 impl Report {
+    /// Adds the counts of `other` (a later chunk of the same run) to this report; latency
+    /// becomes the worst of each percentile, the honest summary when chunks differ.
+    pub fn absorb(&mut self, other: Report) {
+        self.sent += other.sent;
+        self.accepted += other.accepted;
+        self.duplicate += other.duplicate;
+        self.ignored += other.ignored;
+        for (code, count) in other.errors {
+            *self.errors.entry(code).or_default() += count;
+        }
+        self.connection_errors += other.connection_errors;
+        self.first_connection_error = self
+            .first_connection_error
+            .take()
+            .or(other.first_connection_error);
+        self.retries += other.retries;
+        self.elapsed += other.elapsed;
+        self.throughput_per_sec = self.acknowledged() as f64 / self.elapsed.as_secs_f64();
+        self.latency.p50 = self.latency.p50.max(other.latency.p50);
+        self.latency.p90 = self.latency.p90.max(other.latency.p90);
+        self.latency.p99 = self.latency.p99.max(other.latency.p99);
+        self.latency.max = self.latency.max.max(other.latency.max);
+    }
+
     /// Deliveries answered 200 (accepted, duplicate or ignored).
     pub fn acknowledged(&self) -> u64 {
         self.accepted + self.duplicate + self.ignored

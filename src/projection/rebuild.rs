@@ -163,28 +163,14 @@ pub async fn rebuild(
         ..RebuildReport::idle()
     };
     progress(&report);
-    let mut streams: BTreeMap<VideoId, Vec<VideoEvent>> = BTreeMap::new();
-    let mut after = 0;
-    while after < head {
-        let batch = store.read_all(after, READ_BATCH).await?;
-        let Some(last) = batch.last() else { break };
-        after = last.position;
-        for stored in batch.into_iter().filter(|s| s.position <= head) {
-            report.events_done += 1;
-            streams
-                .entry(stored.event.video_id.clone())
-                .or_default()
-                .push(stored.event);
-        }
-        report.events_per_sec = report.events_done as f64 / started.elapsed().as_secs_f64();
+    let statuses: Vec<VideoStatus> = fold_log(store, head, |events_done| {
+        report.events_done = events_done;
+        report.events_per_sec = events_done as f64 / started.elapsed().as_secs_f64();
         progress(&report);
-    }
-    let statuses: Vec<VideoStatus> = streams
-        .into_iter()
-        .filter_map(|(video_id, events)| {
-            VideoStatus::from_fold(&video_id, &Fold::from_events(events))
-        })
-        .collect();
+    })
+    .await?
+    .into_values()
+    .collect();
     // Appends made while folding already wrote complete statuses in their own transactions;
     // the swap keeps those rows, so catching up is only a matter of not overwriting them.
     report.phase = Phase::CatchingUp;
@@ -207,18 +193,31 @@ pub async fn rebuild(
 
 /// Folds every stream of the log without writing anything (`rebuild --verify`).
 pub async fn refold_all(store: &Store) -> Result<BTreeMap<VideoId, VideoStatus>, StoreError> {
+    let head = store.head_position().await?;
+    fold_log(store, head, |_| {}).await
+}
+
+/// Folds every event up to global position `upto`, stream by stream; `on_batch` hears how many
+/// events were read so far. Holds one list of events per video in memory.
+async fn fold_log(
+    store: &Store,
+    upto: u64,
+    mut on_batch: impl FnMut(u64),
+) -> Result<BTreeMap<VideoId, VideoStatus>, StoreError> {
     let mut streams: BTreeMap<VideoId, Vec<VideoEvent>> = BTreeMap::new();
-    let mut after = 0;
-    loop {
+    let (mut after, mut events_done) = (0, 0);
+    while after < upto {
         let batch = store.read_all(after, READ_BATCH).await?;
         let Some(last) = batch.last() else { break };
         after = last.position;
-        for stored in batch {
+        for stored in batch.into_iter().filter(|s| s.position <= upto) {
+            events_done += 1;
             streams
                 .entry(stored.event.video_id.clone())
                 .or_default()
                 .push(stored.event);
         }
+        on_batch(events_done);
     }
     Ok(streams
         .into_iter()
