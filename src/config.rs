@@ -181,12 +181,86 @@ pub struct ProviderConfig {
     /// Largest accepted distance, either way, between a signed timestamp and now.
     #[serde(default = "default_tolerance_secs")]
     pub tolerance_secs: u64,
-    /// Payload mapper; defaults to `native` for `standard` and `hmac-sha256`.
+    /// Payload mapper: a built-in one by name, or a `[provider.mapper]` table for the generic
+    /// one. Defaults to the scheme's own provider (`mux`, `cloudflare-stream`, `fal` for
+    /// `ed25519`), else `native`.
     #[serde(default)]
-    pub mapper: Option<String>,
+    pub mapper: Option<MapperConfig>,
     /// `hmac-sha256`: the header carrying the signature.
     #[serde(default)]
     pub header: Option<String>,
+}
+
+/// `mapper = "mux"` (a built-in mapper) or a `[provider.mapper]` table (the generic one).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum MapperConfig {
+    Builtin(String),
+    Generic(Box<GenericMapperConfig>),
+}
+
+impl From<&str> for MapperConfig {
+    fn from(name: &str) -> MapperConfig {
+        MapperConfig::Builtin(name.to_string())
+    }
+}
+
+// By hand rather than `untagged`: an untagged enum hides the table's own errors (an unknown or
+// missing key) behind "did not match any variant".
+impl<'de> Deserialize<'de> for MapperConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MapperVisitor;
+        impl<'de> serde::de::Visitor<'de> for MapperVisitor {
+            type Value = MapperConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a built-in mapper's name or a generic mapper table")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<MapperConfig, E> {
+                Ok(MapperConfig::Builtin(name.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<MapperConfig, A::Error> {
+                GenericMapperConfig::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|generic| MapperConfig::Generic(Box::new(generic)))
+            }
+        }
+        deserializer.deserialize_any(MapperVisitor)
+    }
+}
+
+/// The generic mapper: JSON pointers (RFC 6901) into the body, and provider type → lifecycle kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenericMapperConfig {
+    /// Where the provider's event type is, e.g. `/type`.
+    pub event_type: String,
+    /// Where the video's id is, e.g. `/data/asset_id`.
+    pub video_id: String,
+    /// Where the event's id is; absent: a signed delivery id, else a hash of the raw body.
+    #[serde(default)]
+    pub event_id: Option<String>,
+    /// Where the event time is (RFC 3339 or Unix seconds/milliseconds); absent: arrival time.
+    #[serde(default)]
+    pub timestamp: Option<String>,
+    /// Where a `progress` event's percent is (number or numeric string).
+    #[serde(default)]
+    pub progress: Option<String>,
+    /// Where a `failed` event's reason is.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// A value kept as the event's metadata.
+    #[serde(default)]
+    pub metadata: Option<String>,
+    #[serde(default)]
+    pub playback_url: Option<String>,
+    #[serde(default)]
+    pub thumbnail: Option<String>,
+    /// Provider event type → `uploaded | processing_started | progress | processing_completed |
+    /// ready | failed | deleted`; types not listed are ignored (kept in the audit log).
+    #[serde(default)]
+    pub types: std::collections::BTreeMap<String, String>,
 }
 
 fn default_tolerance_secs() -> u64 {

@@ -3,9 +3,11 @@
 //! codes (ingress maps the errors) and touches no store.
 //!
 //! Schemes live one per file, each in the same order: headers → verify → sign.
-//! Mappers likewise: [`native`] is the only one so far.
+//! Mappers likewise: [`native`] (our own format) and, in [`mappers`], the named providers' and the
+//! generic JSON-pointer one.
 
 pub mod hmac_sha256;
+pub mod mappers;
 pub mod native;
 pub mod standard;
 
@@ -16,7 +18,7 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::config::{ProviderConfig, SchemeName, Secret};
+use crate::config::{MapperConfig, ProviderConfig, SchemeName, Secret};
 use crate::event::{EventId, ProviderName, VideoEvent, VideoId};
 
 /// What a scheme proved about a request.
@@ -85,10 +87,9 @@ pub enum MapError {
     #[error("field /data/progress {reason}")]
     InvalidProgress { reason: &'static str },
     #[error("field {pointer} {reason}")]
-    InvalidField {
-        pointer: &'static str,
-        reason: &'static str,
-    },
+    InvalidField { pointer: String, reason: String },
+    #[error("field {pointer} is missing")]
+    MissingField { pointer: String },
 }
 
 impl MapError {
@@ -106,6 +107,7 @@ impl MapError {
             MapError::InvalidTimestamp { .. } => "invalid_timestamp",
             MapError::InvalidProgress { .. } => "invalid_progress",
             MapError::InvalidField { .. } => "invalid_field",
+            MapError::MissingField { .. } => "missing_field",
         }
     }
 }
@@ -156,9 +158,56 @@ enum Scheme {
 }
 
 /// The supported payload mappers, one file each.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 enum Mapper {
     Native,
+    Mux,
+    CloudflareStream,
+    Fal,
+    ApiVideo,
+    Generic(Box<mappers::generic::GenericMapper>),
+}
+
+/// The names `mapper = "..."` accepts.
+const BUILTIN_MAPPERS: &str = "native, mux, cloudflare-stream, fal, api-video";
+
+impl Mapper {
+    fn from_config(
+        scheme: SchemeName,
+        config: Option<&MapperConfig>,
+    ) -> Result<Mapper, ConfigIssue> {
+        let name = match config {
+            Some(MapperConfig::Generic(generic)) => {
+                return mappers::generic::GenericMapper::from_config(generic)
+                    .map(|mapper| Mapper::Generic(Box::new(mapper)))
+            }
+            Some(MapperConfig::Builtin(name)) => name.as_str(),
+            // A provider's own scheme implies its payloads.
+            None => match scheme {
+                SchemeName::Mux => "mux",
+                SchemeName::CloudflareStream => "cloudflare-stream",
+                SchemeName::Ed25519 => "fal",
+                _ => "native",
+            },
+        };
+        let mapper = match name {
+            "native" => Mapper::Native,
+            "mux" => Mapper::Mux,
+            "cloudflare-stream" => Mapper::CloudflareStream,
+            "fal" => Mapper::Fal,
+            "api-video" => Mapper::ApiVideo,
+            other => {
+                return Err(ConfigIssue::new(
+                    "mapper",
+                    format!(
+                        "mapper {other} is not built in (built in: {BUILTIN_MAPPERS}; or a \
+                         [provider.mapper] table for the generic mapper)"
+                    ),
+                ))
+            }
+        };
+        Ok(mapper)
+    }
 }
 
 impl Provider {
@@ -187,15 +236,7 @@ impl Provider {
             )),
         }
         .map_err(invalid)?;
-        let mapper = match config.mapper.as_deref() {
-            None | Some("native") => Mapper::Native,
-            Some(other) => {
-                return Err(invalid(ConfigIssue::new(
-                    "mapper",
-                    format!("mapper {other} is not supported yet (supported: native)"),
-                )))
-            }
-        };
+        let mapper = Mapper::from_config(config.scheme, config.mapper.as_ref()).map_err(invalid)?;
         Ok(Provider {
             name,
             scheme,
@@ -247,8 +288,16 @@ impl Provider {
         body: &[u8],
         received_at: DateTime<Utc>,
     ) -> Result<Mapped, MapError> {
-        match self.mapper {
-            Mapper::Native => native::map(&self.name, verified, body, received_at),
+        let name = &self.name;
+        match &self.mapper {
+            Mapper::Native => native::map(name, verified, body, received_at),
+            Mapper::Mux => mappers::mux::map(name, verified, body, received_at),
+            Mapper::CloudflareStream => {
+                mappers::cloudflare_stream::map(name, verified, body, received_at)
+            }
+            Mapper::Fal => mappers::fal::map(name, verified, body, received_at),
+            Mapper::ApiVideo => mappers::api_video::map(name, verified, body, received_at),
+            Mapper::Generic(mapper) => mapper.map(name, verified, body, received_at),
         }
     }
 
@@ -473,14 +522,10 @@ mod tests {
     #[test]
     fn unknown_mapper_is_rejected_naming_the_mapper_key() {
         let mut entry = config("p", SchemeName::Standard, &[SECRET]);
-        entry.mapper = Some("mux".into());
+        entry.mapper = Some("vimeo".into());
         let error = config_error(&[entry]);
         assert_eq!(error.key, "mapper");
-        assert!(
-            error.reason.contains("not supported yet"),
-            "{}",
-            error.reason
-        );
+        assert!(error.reason.contains("not built in"), "{}", error.reason);
     }
 
     #[test]

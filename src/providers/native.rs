@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::mappers::invalid;
 use super::{MapError, Mapped, Verified};
 use crate::event::{Assets, EventId, EventKind, FailureReason, ProviderName, VideoEvent, VideoId};
 
@@ -74,12 +75,7 @@ pub(crate) fn map(
     let data = match present(envelope, "data") {
         None => &no_data,
         Some(Value::Object(data)) => data,
-        Some(_) => {
-            return Err(MapError::InvalidField {
-                pointer: "/data",
-                reason: "is not an object",
-            })
-        }
+        Some(_) => return Err(invalid("/data", "is not an object")),
     };
     let video_id = video_id(data)?.ok_or(MapError::MissingVideoId)?;
     let occurred_at = timestamp(envelope)?;
@@ -121,10 +117,7 @@ fn optional_string(
     match present(object, key) {
         None => Ok(None),
         Some(Value::String(text)) => Ok(Some(text.clone())),
-        Some(_) => Err(MapError::InvalidField {
-            pointer,
-            reason: "is not a string",
-        }),
+        Some(_) => Err(invalid(pointer, "is not a string")),
     }
 }
 
@@ -158,7 +151,7 @@ fn event_id(
 
 /// `sha256:` + hex SHA-256 over the provider name, a 0 byte and the raw body: a redelivery of the
 /// same bytes gets the same id, so it dedupes. The 0 byte keeps name and body from running together.
-fn stable_event_id(provider: &ProviderName, body: &[u8]) -> EventId {
+pub(crate) fn stable_event_id(provider: &ProviderName, body: &[u8]) -> EventId {
     let digest = Sha256::new()
         .chain_update(provider.as_str())
         .chain_update([0])
@@ -236,16 +229,13 @@ fn failure(data: &Object) -> Result<Option<FailureReason>, MapError> {
             // A bare code still says why; it doubles as the message, which a reason must have.
             let message = message
                 .or_else(|| code.clone())
-                .ok_or(MapError::InvalidField {
-                    pointer: "/data/error",
-                    reason: "has neither code nor message",
-                })?;
+                .ok_or_else(|| invalid("/data/error", "has neither code nor message"))?;
             Ok(Some(FailureReason { code, message }))
         }
-        Some(_) => Err(MapError::InvalidField {
-            pointer: "/data/error",
-            reason: "is not null, a string or an object {code, message}",
-        }),
+        Some(_) => Err(invalid(
+            "/data/error",
+            "is not null, a string or an object {code, message}",
+        )),
     }
 }
 
@@ -253,12 +243,7 @@ fn assets(data: &Object) -> Result<Assets, MapError> {
     let assets = match present(data, "assets") {
         None => return Ok(Assets::default()),
         Some(Value::Object(assets)) => assets,
-        Some(_) => {
-            return Err(MapError::InvalidField {
-                pointer: "/data/assets",
-                reason: "is not an object",
-            })
-        }
+        Some(_) => return Err(invalid("/data/assets", "is not an object")),
     };
     let playback_url = match optional_string(assets, "playbackUrl", "/data/assets/playbackUrl")? {
         Some(url) => Some(url),
@@ -274,34 +259,31 @@ fn assets(data: &Object) -> Result<Assets, MapError> {
 }
 
 fn resolutions(assets: &Object) -> Result<Vec<String>, MapError> {
-    let invalid = MapError::InvalidField {
-        pointer: "/data/assets/resolutions",
-        reason: "is not an array of strings",
-    };
+    let not_strings = invalid("/data/assets/resolutions", "is not an array of strings");
     match present(assets, "resolutions") {
         None => Ok(Vec::new()),
         Some(Value::Array(items)) => items
             .iter()
             .map(|item| item.as_str().map(str::to_owned))
             .collect::<Option<Vec<String>>>()
-            .ok_or(invalid),
-        Some(_) => Err(invalid),
+            .ok_or(not_strings),
+        Some(_) => Err(not_strings),
     }
 }
 
 fn duration(assets: &Object) -> Result<Option<f64>, MapError> {
     match present(assets, "duration") {
         None => Ok(None),
-        Some(value) => {
-            value
-                .as_f64()
-                .filter(|secs| *secs >= 0.0)
-                .map(Some)
-                .ok_or(MapError::InvalidField {
-                    pointer: "/data/assets/duration",
-                    reason: "is not a non-negative number of seconds",
-                })
-        }
+        Some(value) => value
+            .as_f64()
+            .filter(|secs| *secs >= 0.0)
+            .map(Some)
+            .ok_or_else(|| {
+                invalid(
+                    "/data/assets/duration",
+                    "is not a non-negative number of seconds",
+                )
+            }),
     }
 }
 

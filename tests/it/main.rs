@@ -7,6 +7,7 @@ mod bad_input;
 mod browser;
 mod durability;
 mod lifecycles;
+mod mappers;
 mod operations;
 mod projection;
 mod rebuild;
