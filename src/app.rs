@@ -15,6 +15,7 @@ use crate::auth::{KeyError, SubscriberAuth};
 use crate::config::Config;
 use crate::ingress;
 use crate::projection::rebuild::Rebuilder;
+use crate::providers::health::ProviderHealth;
 use crate::providers::{ProviderConfigError, Providers};
 use crate::sse::Hub;
 use crate::store::{OpenError, Store};
@@ -25,6 +26,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub providers: Providers,
+    /// What each provider has been sending, for `/metrics` and `/readyz`.
+    pub provider_health: ProviderHealth,
     pub videos: VideoManager,
     pub hub: Hub,
     pub rebuilder: Rebuilder,
@@ -62,6 +65,7 @@ impl Application {
     pub async fn build(config: Config) -> Result<Application, StartError> {
         let providers = Providers::from_config(&config.providers)?;
         let subscribers = SubscriberAuth::from_config(&config.auth)?;
+        let provider_health = ProviderHealth::new(config.providers.iter().map(|p| p.name.as_str()));
         let store = Store::open(&config.store).await?;
         let videos =
             VideoManager::start(store.clone(), config.limits.clone(), config.actors.clone())
@@ -81,6 +85,7 @@ impl Application {
             state: AppState {
                 config: Arc::new(config),
                 store,
+                provider_health,
                 providers,
                 videos,
                 hub,

@@ -12,11 +12,20 @@ pub async fn healthz() -> warp::reply::Response {
 }
 
 /// Ready when the store takes writes: a load balancer then stops sending webhooks that would 503.
+/// The detail shows each provider's last deliveries and counts since start, so a provider that
+/// stopped sending, or whose secret changed, shows at a glance.
 pub async fn readyz(state: AppState) -> warp::reply::Response {
+    let providers = state.provider_health.snapshot();
     match state.store.ping().await {
-        Ok(()) => warp::reply::json(&json!({ "status": "ready" })).into_response(),
+        Ok(()) => {
+            warp::reply::json(&json!({ "status": "ready", "providers": providers })).into_response()
+        }
         Err(error) => warp::reply::with_status(
-            warp::reply::json(&json!({ "status": "unavailable", "store": error.to_string() })),
+            warp::reply::json(&json!({
+                "status": "unavailable",
+                "store": error.to_string(),
+                "providers": providers,
+            })),
             StatusCode::SERVICE_UNAVAILABLE,
         )
         .into_response(),

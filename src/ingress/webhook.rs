@@ -14,6 +14,7 @@ use crate::actor::Ingested;
 use crate::app::AppState;
 use crate::event::{EventId, RawDelivery, VideoId};
 use crate::lifecycle::Outcome;
+use crate::providers::health::DeliveryResult;
 use crate::providers::{Mapped, Provider};
 use crate::store::{AuditKind, AuditRecord, EventStore, QuarantineRecord};
 
@@ -48,18 +49,23 @@ where
     B: Buf,
 {
     let result = handle(&provider_name, &headers, body, &state).await;
-    let label = match &result {
-        Ok(receipt) => match receipt.status {
-            ReceiptStatus::Accepted => "accepted",
-            ReceiptStatus::Duplicate => "duplicate",
-            ReceiptStatus::Ignored => "ignored",
+    let delivery = match &result {
+        Ok(receipt) => match (receipt.status, receipt.outcome) {
+            (ReceiptStatus::Accepted, Some(Outcome::Rejected)) => DeliveryResult::Rejected,
+            (ReceiptStatus::Accepted, _) => DeliveryResult::Accepted,
+            (ReceiptStatus::Duplicate, _) => DeliveryResult::Duplicate,
+            (ReceiptStatus::Ignored, _) => DeliveryResult::Ignored,
         },
-        Err(error) => error.code(),
+        Err(error) => match error.status().as_u16() {
+            401 => DeliveryResult::Unauthorized,
+            400 if error.code() != "unreadable_body" => DeliveryResult::Unmappable,
+            400..=499 => DeliveryResult::Malformed,
+            _ => DeliveryResult::Unavailable,
+        },
     };
-    if state.providers.get(&provider_name).is_some() {
-        metrics::counter!("webhooks_total", "provider" => provider_name.clone(), "result" => label)
-            .increment(1);
-    }
+    state
+        .provider_health
+        .record(&provider_name, delivery, Utc::now());
     result.map(|receipt| warp::reply::json(&receipt))
 }
 

@@ -6,6 +6,7 @@
 //! Mappers likewise: [`native`] (our own format) and, in [`mappers`], the named providers' and the
 //! generic JSON-pointer one.
 
+pub mod health;
 pub mod hmac_sha256;
 pub mod mappers;
 pub mod native;

@@ -26,6 +26,56 @@ async fn health_readiness_and_metrics_answer() {
 }
 
 #[tokio::test]
+async fn each_providers_deliveries_show_in_readyz_and_metrics() {
+    let app = spawn_app().await;
+    let (id, body) = lifecycle("vid_provider_health", "ready").remove(0);
+    assert_eq!(app.deliver("demo", &id, &body).await.status, 200);
+    assert_eq!(
+        app.deliver("demo", &id, &body).await.body["status"],
+        "duplicate"
+    );
+    // Signed with a secret the `plain` provider does not have: its secret changed.
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let forged = vec![(
+        "x-webhook-signature".to_string(),
+        "sha256=".to_string() + &"0".repeat(64),
+    )];
+    assert_eq!(app.post_raw("plain", &forged, bytes).await.status, 401);
+
+    let ready = app.get("/readyz").await;
+    let providers = &ready.body["providers"];
+    assert_eq!(providers["demo"]["counts"]["accepted"], 1, "{}", ready.text);
+    assert_eq!(
+        providers["demo"]["counts"]["duplicate"], 1,
+        "{}",
+        ready.text
+    );
+    assert!(providers["demo"]["last_verified_at"].is_string());
+    assert_eq!(
+        providers["plain"]["counts"]["unauthorized"], 1,
+        "{}",
+        ready.text
+    );
+    assert!(
+        providers["plain"]["last_verified_at"].is_null(),
+        "{}",
+        ready.text
+    );
+    assert!(providers["plain"]["last_unauthorized_at"].is_string());
+    assert!(providers["rotating"]["last_webhook_at"].is_null());
+
+    let metrics = app.get("/metrics").await.text;
+    for line in [
+        r#"webhooks_total{provider="plain",result="unauthorized"}"#,
+        r#"webhooks_total{provider="demo",result="duplicate"}"#,
+        r#"webhook_last_verified_timestamp_seconds{provider="demo"}"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn unknown_routes_answer_json_404() {
     let app = spawn_app().await;
     let answer = app.get("/nothing/here").await;
