@@ -1,6 +1,7 @@
-//! `video-status rebuild [--verify]`: re-fold every stream into a fresh status table (safe
-//! beside a running server: rows of appends made meanwhile are kept; the online rebuild is
-//! `POST /admin/rebuild`), or check the stored one against the log.
+//! `video-status rebuild [--verify | --remap]`: re-fold every stream into a fresh status table
+//! (safe beside a running server: rows of appends made meanwhile are kept; the online rebuild
+//! is `POST /admin/rebuild`), check the stored one against the log, or re-run the current
+//! mappers over the stored raw requests first.
 
 use std::cmp::Ordering;
 use std::collections::VecDeque;
@@ -11,10 +12,13 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::StoreArgs;
+use crate::actor::VideoManager;
 use crate::event::VideoId;
 pub use crate::projection::rebuild::refold_all;
 use crate::projection::rebuild::{rebuild, RebuildReport, Refold};
 use crate::projection::VideoStatus;
+use crate::providers::Providers;
+use crate::remap::{remap, RemapReport};
 use crate::store::{EventStore, StatusQuery, Store};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -23,13 +27,29 @@ pub struct RebuildArgs {
     pub store: StoreArgs,
     /// Compare the re-folded statuses with the stored ones, print every difference and exit 1 if
     /// any; writes nothing.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "remap")]
     pub verify: bool,
+    /// First run the current mappers over the raw requests kept with every event and every
+    /// ignored delivery: newly understood deliveries are appended (once), the stored events are
+    /// compared and never rewritten. Then rebuild.
+    #[arg(long)]
+    pub remap: bool,
 }
 
 pub async fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     let config = args.store.load(None)?;
     let store = Store::open(&config.store).await?;
+    if args.remap {
+        // The providers `serve` would run with this config, the demo one included.
+        let config = config.with_demo_provider();
+        let providers = Providers::from_config(&config.providers)?;
+        let videos =
+            VideoManager::start(store.clone(), config.limits.clone(), config.actors.clone())
+                .await?;
+        let report = remap(&store, &providers, &videos).await;
+        videos.shutdown().await;
+        print_remap(&report?);
+    }
     if !args.verify {
         let mut progress = Progress::new();
         let report = rebuild(&store, |r| progress.show(r)).await?;
@@ -53,6 +73,31 @@ pub async fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
             differences.len()
         );
         Ok(ExitCode::FAILURE)
+    }
+}
+
+fn print_remap(report: &RemapReport) {
+    for note in &report.notes {
+        println!("remap: {note}");
+    }
+    println!(
+        "remap: {} events in the log: {} unchanged, {} mapped differently now (kept as stored)",
+        report.events_checked, report.events_unchanged, report.events_differing
+    );
+    println!(
+        "remap: {} ignored deliveries: {} appended, {} already in the log, {} still ignored, \
+         {} unmappable",
+        report.ignored_checked,
+        report.ignored_appended,
+        report.ignored_duplicate,
+        report.ignored_still_ignored,
+        report.ignored_unmappable
+    );
+    if report.unknown_provider > 0 {
+        println!(
+            "remap: {} stored requests of providers no longer configured, left as they are",
+            report.unknown_provider
+        );
     }
 }
 

@@ -156,9 +156,9 @@ enum Scheme {
 }
 
 /// The supported payload mappers, one file each.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Mapper {
-    Native,
+    Native(native::Types),
 }
 
 impl Provider {
@@ -188,7 +188,9 @@ impl Provider {
         }
         .map_err(invalid)?;
         let mapper = match config.mapper.as_deref() {
-            None | Some("native") => Mapper::Native,
+            None | Some("native") => {
+                Mapper::Native(native::Types::from_config(&config.types).map_err(invalid)?)
+            }
             Some(other) => {
                 return Err(invalid(ConfigIssue::new(
                     "mapper",
@@ -247,8 +249,8 @@ impl Provider {
         body: &[u8],
         received_at: DateTime<Utc>,
     ) -> Result<Mapped, MapError> {
-        match self.mapper {
-            Mapper::Native => native::map(&self.name, verified, body, received_at),
+        match &self.mapper {
+            Mapper::Native(types) => native::map(types, &self.name, verified, body, received_at),
         }
     }
 
@@ -416,6 +418,7 @@ pub(crate) mod test_support {
             tolerance_secs: 300,
             mapper: None,
             header: None,
+            types: Default::default(),
         }
     }
 
