@@ -10,5 +10,6 @@ mod lifecycles;
 mod operations;
 mod projection;
 mod rebuild;
+mod rebuild_props;
 mod remap;
 mod sse;
