@@ -885,6 +885,7 @@ fn demo_signer() -> anyhow::Result<Arc<Provider>> {
         tolerance_secs: 300,
         mapper: None,
         header: None,
+        types: Default::default(),
     };
     Providers::from_config(&[config])?
         .get("demo")

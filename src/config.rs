@@ -1,6 +1,7 @@
 //! Configuration: defaults compiled in, then a TOML file, then `VIDEO_STATUS_*` environment
 //! variables, then command-line flags; validated before anything starts.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -189,6 +190,12 @@ pub struct ProviderConfig {
     /// `hmac-sha256`: the header carrying the signature.
     #[serde(default)]
     pub header: Option<String>,
+    /// `native` mapper: event types to track beyond the built-in ones, type → kind (`uploaded`,
+    /// `processing_started`, `progress`, `processing_completed`, `ready`, `failed`, `deleted`),
+    /// e.g. `"video.encoded" = "processing_completed"`. Deliveries of a type added here after
+    /// they were ignored can be turned into events by `video-status rebuild --remap`.
+    #[serde(default)]
+    pub types: BTreeMap<String, String>,
 }
 
 /// `mapper = "mux"` (a built-in mapper) or a `[provider.mapper]` table (the generic one).
@@ -323,6 +330,7 @@ impl Config {
                 tolerance_secs: default_tolerance_secs(),
                 mapper: None,
                 header: None,
+                types: BTreeMap::new(),
             });
         }
         self

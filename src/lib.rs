@@ -6,7 +6,8 @@
 //! - [`providers`]: signature schemes and payload mappers: raw request → `VideoEvent`.
 //! - [`lifecycle`]: the pure fold: statuses, the transition table, history with outcomes.
 //! - [`store`]: the `EventStore` trait and its backends (SQLite today).
-//! - [`projection`]: the status document that reads and UIs see, derived from the fold.
+//! - [`projection`]: the status document that reads and UIs see, derived from the fold; rebuilds.
+//! - [`remap`]: the current mappers run again over stored raw requests (`rebuild --remap`).
 //! - [`actor`]: one ractor actor per active video, and the manager that finds, bounds and passivates them.
 //! - [`ingress`]: warp routes; the one place errors become HTTP status codes.
 //! - [`config`], [`app`]: configuration and the application's build/run.
@@ -22,5 +23,6 @@ pub mod ingress;
 pub mod lifecycle;
 pub mod projection;
 pub mod providers;
+pub mod remap;
 pub mod sse;
 pub mod store;

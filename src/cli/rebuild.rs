@@ -1,7 +1,10 @@
-//! `video-status rebuild [--verify]`: offline re-fold of every stream into a fresh status table.
-//! Run it with the server stopped; the online rebuild is `POST /admin/rebuild`.
+//! `video-status rebuild [--verify | --remap]`: re-fold every stream into a fresh status table
+//! (safe beside a running server: rows of appends made meanwhile are kept; the online rebuild
+//! is `POST /admin/rebuild`), check the stored one against the log, or re-run the current
+//! mappers over the stored raw requests first.
 
-use std::collections::BTreeMap;
+use std::cmp::Ordering;
+use std::collections::VecDeque;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -9,10 +12,13 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::StoreArgs;
+use crate::actor::VideoManager;
 use crate::event::VideoId;
 pub use crate::projection::rebuild::refold_all;
-use crate::projection::rebuild::{rebuild, RebuildReport};
+use crate::projection::rebuild::{rebuild, RebuildReport, Refold};
 use crate::projection::VideoStatus;
+use crate::providers::Providers;
+use crate::remap::{remap, RemapReport};
 use crate::store::{EventStore, StatusQuery, Store};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -21,13 +27,29 @@ pub struct RebuildArgs {
     pub store: StoreArgs,
     /// Compare the re-folded statuses with the stored ones, print every difference and exit 1 if
     /// any; writes nothing.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "remap")]
     pub verify: bool,
+    /// First run the current mappers over the raw requests kept with every event and every
+    /// ignored delivery: newly understood deliveries are appended (once), the stored events are
+    /// compared and never rewritten. Then rebuild.
+    #[arg(long)]
+    pub remap: bool,
 }
 
 pub async fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     let config = args.store.load(None)?;
     let store = Store::open(&config.store).await?;
+    if args.remap {
+        // The providers `serve` would run with this config, the demo one included.
+        let config = config.with_demo_provider();
+        let providers = Providers::from_config(&config.providers)?;
+        let videos =
+            VideoManager::start(store.clone(), config.limits.clone(), config.actors.clone())
+                .await?;
+        let report = remap(&store, &providers, &videos).await;
+        videos.shutdown().await;
+        print_remap(&report?);
+    }
     if !args.verify {
         let mut progress = Progress::new();
         let report = rebuild(&store, |r| progress.show(r)).await?;
@@ -38,14 +60,9 @@ pub async fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let rebuilt = refold_all(&store).await?;
-    let stored = read_all_statuses(&store).await?;
-    let differences = diff(&stored, &rebuilt);
+    let (videos, differences) = verify(&store).await?;
     if differences.is_empty() {
-        println!(
-            "verified: the stored status of all {} videos equals the log's fold",
-            rebuilt.len()
-        );
+        println!("verified: the stored status of all {videos} videos equals the log's fold");
         Ok(ExitCode::SUCCESS)
     } else {
         for line in &differences {
@@ -56,6 +73,31 @@ pub async fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
             differences.len()
         );
         Ok(ExitCode::FAILURE)
+    }
+}
+
+fn print_remap(report: &RemapReport) {
+    for note in &report.notes {
+        println!("remap: {note}");
+    }
+    println!(
+        "remap: {} events in the log: {} unchanged, {} mapped differently now (kept as stored)",
+        report.events_checked, report.events_unchanged, report.events_differing
+    );
+    println!(
+        "remap: {} ignored deliveries: {} appended, {} already in the log, {} still ignored, \
+         {} unmappable",
+        report.ignored_checked,
+        report.ignored_appended,
+        report.ignored_duplicate,
+        report.ignored_still_ignored,
+        report.ignored_unmappable
+    );
+    if report.unknown_provider > 0 {
+        println!(
+            "remap: {} stored requests of providers no longer configured, left as they are",
+            report.unknown_provider
+        );
     }
 }
 
@@ -114,62 +156,107 @@ impl Progress {
     }
 }
 
-async fn read_all_statuses(store: &Store) -> anyhow::Result<BTreeMap<VideoId, VideoStatus>> {
-    let mut statuses = BTreeMap::new();
-    let mut after = None;
-    loop {
-        let page = store
-            .list_statuses(StatusQuery {
-                after,
-                limit: 1000,
-                ..StatusQuery::default()
-            })
-            .await?;
-        for status in page.videos {
-            statuses.insert(status.video_id.clone(), status);
-        }
-        match page.next_after {
-            Some(next) => after = Some(next),
-            None => break,
+/// Refolds the log and walks the stored statuses beside it, both in video id order, one page of
+/// each at a time: one line per video whose stored status differs from the fold. Returns the
+/// number of videos folded and the lines.
+pub async fn verify(store: &Store) -> anyhow::Result<(u64, Vec<String>)> {
+    let head = store.head_position().await?;
+    let mut refold = Refold::new(store.clone(), head);
+    let mut stored = StoredStatuses::new(store);
+    let (mut videos, mut lines) = (0, Vec::new());
+    while let Some(batch) = refold.next_batch().await? {
+        for fresh in batch.into_iter().map(|rebuilt| rebuilt.status) {
+            videos += 1;
+            let mut found = None;
+            while let Some(next) = stored.peek().await? {
+                match next.video_id.cmp(&fresh.video_id) {
+                    Ordering::Less => {
+                        let orphan = stored.pop();
+                        lines.extend(orphan.map(|old| no_events(&old.video_id)));
+                    }
+                    Ordering::Equal => {
+                        found = stored.pop();
+                        break;
+                    }
+                    Ordering::Greater => break,
+                }
+            }
+            match found {
+                None => lines.push(format!("{}: missing from the status table", fresh.video_id)),
+                Some(old) => lines.extend(difference(&old, &fresh)),
+            }
         }
     }
-    Ok(statuses)
+    while stored.peek().await?.is_some() {
+        lines.extend(stored.pop().map(|old| no_events(&old.video_id)));
+    }
+    Ok((videos, lines))
 }
 
-/// One line per video whose stored status differs from the fold, naming the fields.
-fn diff(
-    stored: &BTreeMap<VideoId, VideoStatus>,
-    rebuilt: &BTreeMap<VideoId, VideoStatus>,
-) -> Vec<String> {
-    let mut lines = Vec::new();
-    for (video_id, fresh) in rebuilt {
-        match stored.get(video_id) {
-            None => lines.push(format!("{video_id}: missing from the status table")),
-            Some(old) if old != fresh => {
-                let old = serde_json::to_value(old).unwrap_or_default();
-                let new = serde_json::to_value(fresh).unwrap_or_default();
-                let fields: Vec<String> = new
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .filter(|(key, value)| old.get(key.as_str()) != Some(value))
-                    .map(|(key, value)| {
-                        format!(
-                            "{key}: stored {} != log {}",
-                            old.get(key.as_str()).unwrap_or(&serde_json::Value::Null),
-                            value
-                        )
-                    })
-                    .collect();
-                lines.push(format!("{video_id}: {}", fields.join("; ")));
-            }
-            Some(_) => {}
+fn no_events(video_id: &VideoId) -> String {
+    format!("{video_id}: in the status table but has no events in the log")
+}
+
+/// The stored statuses in video id order, read a page at a time.
+struct StoredStatuses<'s> {
+    store: &'s Store,
+    page: VecDeque<VideoStatus>,
+    after: Option<VideoId>,
+    done: bool,
+}
+
+impl<'s> StoredStatuses<'s> {
+    fn new(store: &'s Store) -> StoredStatuses<'s> {
+        StoredStatuses {
+            store,
+            page: VecDeque::new(),
+            after: None,
+            done: false,
         }
     }
-    for video_id in stored.keys().filter(|id| !rebuilt.contains_key(*id)) {
-        lines.push(format!(
-            "{video_id}: in the status table but has no events in the log"
-        ));
+
+    /// The next stored status; `None` at the end.
+    async fn peek(&mut self) -> anyhow::Result<Option<&VideoStatus>> {
+        if self.page.is_empty() && !self.done {
+            let page = self
+                .store
+                .list_statuses(StatusQuery {
+                    after: self.after.take(),
+                    limit: 1000,
+                    ..StatusQuery::default()
+                })
+                .await?;
+            self.done = page.next_after.is_none();
+            self.after = page.next_after;
+            self.page = page.videos.into();
+        }
+        Ok(self.page.front())
     }
-    lines
+
+    fn pop(&mut self) -> Option<VideoStatus> {
+        self.page.pop_front()
+    }
+}
+
+/// The line for a video whose stored status differs from the fold, naming the fields.
+fn difference(stored: &VideoStatus, fresh: &VideoStatus) -> Option<String> {
+    if stored == fresh {
+        return None;
+    }
+    let old = serde_json::to_value(stored).unwrap_or_default();
+    let new = serde_json::to_value(fresh).unwrap_or_default();
+    let fields: Vec<String> = new
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(key, value)| old.get(key.as_str()) != Some(value))
+        .map(|(key, value)| {
+            format!(
+                "{key}: stored {} != log {}",
+                old.get(key.as_str()).unwrap_or(&serde_json::Value::Null),
+                value
+            )
+        })
+        .collect();
+    Some(format!("{}: {}", fresh.video_id, fields.join("; ")))
 }

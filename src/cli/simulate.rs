@@ -429,6 +429,7 @@ impl Target {
             tolerance_secs: 300,
             mapper: None,
             header: None,
+            types: Default::default(),
         };
         let providers = Providers::from_config(&[config]).context("cannot sign with --secret")?;
         Ok(providers

@@ -70,6 +70,32 @@ fn tie_percent(kind: &EventKind) -> f64 {
     }
 }
 
+/// The state after a whole stream, and its version, without the history: what a rebuild needs,
+/// at a fraction of [`Fold::from_events`]' cost (no history entries, no index, no copied ids).
+/// Always equal to that fold's `state()` and `version()`; a property test holds it to that.
+pub fn fold_state(mut events: Vec<VideoEvent>) -> (Option<VideoState>, u64) {
+    if events.len() > 1 {
+        // As in `Fold::from_events`, the first of several events with one dedupe key is kept.
+        let keep: Vec<bool> = {
+            let mut seen = HashSet::with_capacity(events.len());
+            events
+                .iter()
+                .map(|event| seen.insert((&event.provider, &event.event_id)))
+                .collect()
+        };
+        let mut kept = keep.into_iter();
+        events.retain(|_| kept.next().unwrap_or(true));
+    }
+    events.sort_by(fold_order);
+    let mut state: Option<VideoState> = None;
+    for event in &events {
+        if decide(state.as_ref(), event) == Decision::Accept {
+            state = Some(apply(state.as_ref(), event));
+        }
+    }
+    (state, events.len() as u64)
+}
+
 /// A video's events folded into its state and history. Cheap to extend with a newer event;
 /// a late one (sorting before a known one) folds the stream again.
 #[derive(Debug, Clone, Default)]

@@ -18,7 +18,7 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
-pub use fold::{fold_order, Fold, HistoryEntry, Outcome};
+pub use fold::{fold_order, fold_state, Fold, HistoryEntry, Outcome};
 pub use state::VideoState;
 pub use status::Status;
 pub use table::{apply, decide, status_of, Decision, Rejection};

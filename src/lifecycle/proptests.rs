@@ -142,6 +142,24 @@ proptest! {
     }
 
     #[test]
+    fn the_state_only_fold_equals_the_full_fold(
+        events in stream(),
+        again in proptest::collection::vec(any::<Index>(), 0..4),
+    ) {
+        // Redeliveries included: both keep the first event of a dedupe key.
+        let mut delivered = events.clone();
+        for pick in again.iter().filter(|_| !events.is_empty()) {
+            let mut copy = pick.get(&events).clone();
+            copy.received_at += Duration::seconds(99);
+            delivered.push(copy);
+        }
+        let fold = Fold::from_events(delivered.clone());
+        let (state, version) = fold_state(delivered);
+        prop_assert_eq!(state.as_ref(), fold.state());
+        prop_assert_eq!(version, fold.version());
+    }
+
+    #[test]
     fn version_is_the_number_of_distinct_events(
         events in proptest::collection::vec(event(), 0..14),
     ) {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Assets, FailureReason, ProviderName, VideoId};
-use crate::lifecycle::{Fold, Status};
+use crate::lifecycle::{Fold, Status, VideoState};
 
 /// `GET /videos/{id}`: the current status of one video.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,18 +30,27 @@ pub struct VideoStatus {
 impl VideoStatus {
     /// The document for a folded stream; `None` while no event of it was accepted.
     pub fn from_fold(video_id: &VideoId, fold: &Fold) -> Option<VideoStatus> {
-        let state = fold.state()?;
-        Some(VideoStatus {
-            video_id: video_id.clone(),
-            provider: state.provider.clone(),
+        let state = fold.state()?.clone();
+        Some(VideoStatus::from_state(
+            video_id.clone(),
+            state,
+            fold.version(),
+        ))
+    }
+
+    /// The document for a stream of `version` events that folded to `state`.
+    pub fn from_state(video_id: VideoId, state: VideoState, version: u64) -> VideoStatus {
+        VideoStatus {
+            video_id,
+            provider: state.provider,
             status: state.status,
             progress: state.progress,
-            assets: state.assets.clone(),
-            error: state.error.clone(),
-            metadata: state.metadata.clone(),
-            version: fold.version(),
+            assets: state.assets,
+            error: state.error,
+            metadata: state.metadata,
+            version,
             updated_at: state.updated_at,
             last_event_at: state.last_event_at,
-        })
+        }
     }
 }

@@ -1,7 +1,8 @@
-//! Rebuilding the status table from the log: fold every stream up to the log's head into a
-//! shadow table, then swap it in with one store transaction that keeps rows written by appends
-//! made meanwhile (those already fold their whole stream). Runs online (the server keeps
-//! ingesting and serving) or from the CLI; one at a time.
+//! Rebuilding the status table from the log: read the log stream by stream up to its head, fold
+//! one video at a time into a shadow table, then swap it in with one store transaction that
+//! keeps rows written by appends made meanwhile (those already fold their whole stream). Memory
+//! does not grow with the log. Runs online (the server keeps ingesting and serving) or from the
+//! CLI; one at a time.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -11,13 +12,18 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tracing::{error, info};
 
-use crate::event::{VideoEvent, VideoId};
-use crate::lifecycle::{Fold, FOLD_VERSION};
+use tokio::task::JoinHandle;
+
+use crate::event::VideoId;
+use crate::lifecycle::{fold_state, FOLD_VERSION};
 use crate::projection::VideoStatus;
-use crate::store::{EventStore, Store, StoreError};
+use crate::store::{EventStore, RebuiltStatus, Store, StoreError, StoredEvent, StreamCursor};
 
 /// Events read from the log per round trip.
 const READ_BATCH: usize = 10_000;
+/// Most statuses per write to the shadow table. An online rebuild shares the store's writer with
+/// the webhooks: a smaller write delays the commits queued behind it less.
+const SHADOW_BATCH: usize = 2_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -147,8 +153,9 @@ impl Rebuilder {
     }
 }
 
-/// Folds the whole log up to its head and swaps the result in; `progress` hears each phase and
-/// each batch. Holds one list of events per video in memory while folding.
+/// Folds the whole log up to its head into a shadow table and swaps it in; `progress` hears each
+/// phase and each page. Memory holds a page of events or two and the longest stream, whatever
+/// the size of the log: statuses go to the shadow table as they are folded.
 pub async fn rebuild(
     store: &Store,
     mut progress: impl FnMut(&RebuildReport),
@@ -163,22 +170,37 @@ pub async fn rebuild(
         ..RebuildReport::idle()
     };
     progress(&report);
-    let statuses: Vec<VideoStatus> = fold_log(store, head, |events_done| {
-        report.events_done = events_done;
-        report.events_per_sec = events_done as f64 / started.elapsed().as_secs_f64();
+    let shadow = store.begin_shadow().await?;
+    let mut refold = Refold::new(store.clone(), head);
+    // One shadow write in flight while the next page is read and folded.
+    let mut writing: Option<JoinHandle<Result<(), StoreError>>> = None;
+    while let Some(mut batch) = refold.next_batch().await? {
+        report.videos += batch.len() as u64;
+        while !batch.is_empty() {
+            let rest = batch.split_off(batch.len().min(SHADOW_BATCH));
+            let chunk = std::mem::replace(&mut batch, rest);
+            if let Some(previous) = writing.take() {
+                previous.await.map_err(joined)??;
+            }
+            let store = store.clone();
+            writing = Some(tokio::spawn(async move {
+                store.write_shadow(shadow, chunk).await
+            }));
+        }
+        report.events_done = refold.events_done();
+        report.events_per_sec = report.events_done as f64 / started.elapsed().as_secs_f64();
         progress(&report);
-    })
-    .await?
-    .into_values()
-    .collect();
+    }
+    if let Some(last) = writing.take() {
+        last.await.map_err(joined)??;
+    }
     // Appends made while folding already wrote complete statuses in their own transactions;
     // the swap keeps those rows, so catching up is only a matter of not overwriting them.
     report.phase = Phase::CatchingUp;
     progress(&report);
     report.phase = Phase::Swapping;
-    report.videos = statuses.len() as u64;
     progress(&report);
-    store.replace_statuses(statuses, head, FOLD_VERSION).await?;
+    store.swap_shadow(shadow, head, FOLD_VERSION).await?;
     report.phase = Phase::Done;
     report.finished_at = Some(Utc::now());
     report.events_per_sec = report.events_done as f64 / started.elapsed().as_secs_f64().max(1e-9);
@@ -191,38 +213,125 @@ pub async fn rebuild(
     Ok(report)
 }
 
-/// Folds every stream of the log without writing anything (`rebuild --verify`).
+/// Folds every stream of the log into a map, writing nothing. For tests and small logs: it
+/// holds every status; `rebuild --verify` walks a [`Refold`] instead.
 pub async fn refold_all(store: &Store) -> Result<BTreeMap<VideoId, VideoStatus>, StoreError> {
     let head = store.head_position().await?;
-    fold_log(store, head, |_| {}).await
+    let mut refold = Refold::new(store.clone(), head);
+    let mut statuses = BTreeMap::new();
+    while let Some(batch) = refold.next_batch().await? {
+        for rebuilt in batch {
+            statuses.insert(rebuilt.status.video_id.clone(), rebuilt.status);
+        }
+    }
+    Ok(statuses)
 }
 
-/// Folds every event up to global position `upto`, stream by stream; `on_batch` hears how many
-/// events were read so far. Holds one list of events per video in memory.
-async fn fold_log(
-    store: &Store,
+/// The log folded stream by stream up to a global position, a page at a time: each
+/// [`Refold::next_batch`] hands back the statuses of the next videos in video id order. Holds the
+/// page being folded, the next one (read meanwhile, on another thread) and the stream that runs
+/// over a page's end; never the whole log.
+pub struct Refold {
+    store: Store,
     upto: u64,
-    mut on_batch: impl FnMut(u64),
-) -> Result<BTreeMap<VideoId, VideoStatus>, StoreError> {
-    let mut streams: BTreeMap<VideoId, Vec<VideoEvent>> = BTreeMap::new();
-    let (mut after, mut events_done) = (0, 0);
-    while after < upto {
-        let batch = store.read_all(after, READ_BATCH).await?;
-        let Some(last) = batch.last() else { break };
-        after = last.position;
-        for stored in batch.into_iter().filter(|s| s.position <= upto) {
-            events_done += 1;
-            streams
-                .entry(stored.event.video_id.clone())
-                .or_default()
-                .push(stored.event);
+    ahead: Option<JoinHandle<Result<Vec<StoredEvent>, StoreError>>>,
+    /// The last stream of the page before, which may go on in the next page.
+    carry: Vec<StoredEvent>,
+    events_done: u64,
+}
+
+impl Refold {
+    /// Starts reading the log up to global position `upto`.
+    pub fn new(store: Store, upto: u64) -> Refold {
+        let ahead = Some(read_ahead(&store, None, upto));
+        Refold {
+            store,
+            upto,
+            ahead,
+            carry: Vec::new(),
+            events_done: 0,
         }
-        on_batch(events_done);
     }
-    Ok(streams
-        .into_iter()
-        .filter_map(|(video_id, events)| {
-            VideoStatus::from_fold(&video_id, &Fold::from_events(events)).map(|s| (video_id, s))
-        })
-        .collect())
+
+    /// Events read so far.
+    pub fn events_done(&self) -> u64 {
+        self.events_done
+    }
+
+    /// The statuses of the videos whose streams ended in the next page (possibly none, when one
+    /// stream fills the page); `None` once the log is folded.
+    pub async fn next_batch(&mut self) -> Result<Option<Vec<RebuiltStatus>>, StoreError> {
+        let Some(ahead) = self.ahead.take() else {
+            return Ok(None);
+        };
+        let page = ahead.await.map_err(joined)??;
+        let last_page = page.len() < READ_BATCH;
+        if let (false, Some(last)) = (last_page, page.last()) {
+            let cursor = StreamCursor {
+                video_id: last.event.video_id.clone(),
+                version: last.version,
+            };
+            self.ahead = Some(read_ahead(&self.store, Some(cursor), self.upto));
+        }
+        self.events_done += page.len() as u64;
+        let carry = std::mem::take(&mut self.carry);
+        // Folding is CPU work: off the async workers, so an online rebuild does not stall them.
+        let (statuses, carry) =
+            tokio::task::spawn_blocking(move || fold_page(carry, page, last_page))
+                .await
+                .map_err(joined)?;
+        self.carry = carry;
+        Ok(Some(statuses))
+    }
+}
+
+fn read_ahead(
+    store: &Store,
+    after: Option<StreamCursor>,
+    upto: u64,
+) -> JoinHandle<Result<Vec<StoredEvent>, StoreError>> {
+    let store = store.clone();
+    tokio::spawn(async move { store.read_streams(after, upto, READ_BATCH).await })
+}
+
+/// Folds every stream that ends in `page` (after the `carry` of the page before); the last
+/// stream is carried to the next page unless this is the last one.
+fn fold_page(
+    carry: Vec<StoredEvent>,
+    page: Vec<StoredEvent>,
+    last_page: bool,
+) -> (Vec<RebuiltStatus>, Vec<StoredEvent>) {
+    let mut statuses = Vec::new();
+    let mut stream: Vec<StoredEvent> = Vec::new();
+    for stored in carry.into_iter().chain(page) {
+        if stream
+            .last()
+            .is_some_and(|last| last.event.video_id != stored.event.video_id)
+        {
+            statuses.extend(fold_stream(std::mem::take(&mut stream)));
+        }
+        stream.push(stored);
+    }
+    if last_page {
+        statuses.extend(fold_stream(std::mem::take(&mut stream)));
+    }
+    (statuses, stream)
+}
+
+/// One whole stream, in version order, to its status and the position of its last event.
+fn fold_stream(stream: Vec<StoredEvent>) -> Option<RebuiltStatus> {
+    let position = stream.last()?.position;
+    let video_id = stream[0].event.video_id.clone();
+    let (state, version) = fold_state(stream.into_iter().map(|s| s.event).collect());
+    Some(RebuiltStatus {
+        status: VideoStatus::from_state(video_id, state?, version),
+        position,
+    })
+}
+
+fn joined(error: tokio::task::JoinError) -> StoreError {
+    if error.is_panic() {
+        std::panic::resume_unwind(error.into_panic());
+    }
+    StoreError::Unavailable(Box::new(error))
 }

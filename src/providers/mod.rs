@@ -161,7 +161,7 @@ enum Scheme {
 /// The supported payload mappers, one file each.
 #[derive(Debug)]
 enum Mapper {
-    Native,
+    Native(native::Types),
     Mux,
     CloudflareStream,
     Fal,
@@ -173,18 +173,15 @@ enum Mapper {
 const BUILTIN_MAPPERS: &str = "native, mux, cloudflare-stream, fal, api-video";
 
 impl Mapper {
-    fn from_config(
-        scheme: SchemeName,
-        config: Option<&MapperConfig>,
-    ) -> Result<Mapper, ConfigIssue> {
-        let name = match config {
+    fn from_config(config: &ProviderConfig) -> Result<Mapper, ConfigIssue> {
+        let name = match config.mapper.as_ref() {
             Some(MapperConfig::Generic(generic)) => {
                 return mappers::generic::GenericMapper::from_config(generic)
                     .map(|mapper| Mapper::Generic(Box::new(mapper)))
             }
             Some(MapperConfig::Builtin(name)) => name.as_str(),
             // A provider's own scheme implies its payloads.
-            None => match scheme {
+            None => match config.scheme {
                 SchemeName::Mux => "mux",
                 SchemeName::CloudflareStream => "cloudflare-stream",
                 SchemeName::Ed25519 => "fal",
@@ -192,7 +189,7 @@ impl Mapper {
             },
         };
         let mapper = match name {
-            "native" => Mapper::Native,
+            "native" => Mapper::Native(native::Types::from_config(&config.types)?),
             "mux" => Mapper::Mux,
             "cloudflare-stream" => Mapper::CloudflareStream,
             "fal" => Mapper::Fal,
@@ -237,7 +234,7 @@ impl Provider {
             )),
         }
         .map_err(invalid)?;
-        let mapper = Mapper::from_config(config.scheme, config.mapper.as_ref()).map_err(invalid)?;
+        let mapper = Mapper::from_config(config).map_err(invalid)?;
         Ok(Provider {
             name,
             scheme,
@@ -291,7 +288,7 @@ impl Provider {
     ) -> Result<Mapped, MapError> {
         let name = &self.name;
         match &self.mapper {
-            Mapper::Native => native::map(name, verified, body, received_at),
+            Mapper::Native(types) => native::map(types, name, verified, body, received_at),
             Mapper::Mux => mappers::mux::map(name, verified, body, received_at),
             Mapper::CloudflareStream => {
                 mappers::cloudflare_stream::map(name, verified, body, received_at)
@@ -466,6 +463,7 @@ pub(crate) mod test_support {
             tolerance_secs: 300,
             mapper: None,
             header: None,
+            types: Default::default(),
         }
     }
 

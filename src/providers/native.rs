@@ -2,12 +2,14 @@
 //! "The native mapper") → `VideoEvent`. Parses at the edge: ids, times and kinds leave here typed,
 //! and nothing downstream sees this JSON. Trusts only what `verify` proved (the delivery id).
 
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::mappers::invalid;
-use super::{MapError, Mapped, Verified};
+use super::{ConfigIssue, MapError, Mapped, Verified};
 use crate::event::{Assets, EventId, EventKind, FailureReason, ProviderName, VideoEvent, VideoId};
 
 type Object = Map<String, Value>;
@@ -25,6 +27,7 @@ enum Tracked {
 }
 
 impl Tracked {
+    /// The built-in types.
     fn from_type(event_type: &str) -> Option<Tracked> {
         let tracked = match event_type {
             "video.uploaded" => Tracked::Uploaded,
@@ -38,11 +41,65 @@ impl Tracked {
         };
         Some(tracked)
     }
+
+    /// A kind as `[provider.types]` names it: [`EventKind::name`].
+    fn from_kind(kind: &str) -> Option<Tracked> {
+        let tracked = match kind {
+            "uploaded" => Tracked::Uploaded,
+            "processing_started" => Tracked::ProcessingStarted,
+            "progress" => Tracked::Progress,
+            "processing_completed" => Tracked::ProcessingCompleted,
+            "ready" => Tracked::Ready,
+            "failed" => Tracked::Failed,
+            "deleted" => Tracked::Deleted,
+            _ => return None,
+        };
+        Some(tracked)
+    }
+}
+
+/// The event types one provider's native mapper tracks: the built-in ones, plus those its
+/// config adds (`[provider.types]`, type → kind).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Types {
+    added: HashMap<String, Tracked>,
+}
+
+impl Types {
+    pub(crate) fn from_config(types: &BTreeMap<String, String>) -> Result<Types, ConfigIssue> {
+        let mut added = HashMap::with_capacity(types.len());
+        for (event_type, kind) in types {
+            let key = || format!("types.{event_type:?}");
+            // Redefining a built-in type would change what stored events mean; only new ones.
+            if Tracked::from_type(event_type).is_some() {
+                return Err(ConfigIssue::new(
+                    key(),
+                    "is a built-in type of the native mapper; only other types can be added",
+                ));
+            }
+            let tracked = Tracked::from_kind(kind).ok_or_else(|| {
+                ConfigIssue::new(
+                    key(),
+                    format!(
+                        "unknown kind {kind:?} (one of uploaded, processing_started, progress, \
+                         processing_completed, ready, failed, deleted)"
+                    ),
+                )
+            })?;
+            added.insert(event_type.clone(), tracked);
+        }
+        Ok(Types { added })
+    }
+
+    fn get(&self, event_type: &str) -> Option<Tracked> {
+        Tracked::from_type(event_type).or_else(|| self.added.get(event_type).copied())
+    }
 }
 
 /// Maps a verified native body. `received_at` is the arrival time; the event time is the body's
 /// `timestamp`, which the fold orders by.
 pub(crate) fn map(
+    types: &Types,
     provider: &ProviderName,
     verified: &Verified,
     body: &[u8],
@@ -57,7 +114,7 @@ pub(crate) fn map(
     };
     let event_id = event_id(provider, verified, envelope, body)?;
 
-    let Some(tracked) = Tracked::from_type(event_type) else {
+    let Some(tracked) = types.get(event_type) else {
         // Kept in the audit log only: a video id helps there but is not required, and a bad one
         // is not worth quarantining an event nobody folds.
         let video_id = envelope
@@ -312,7 +369,13 @@ mod tests {
     }
 
     fn map_with(verified: &Verified, body: &[u8]) -> Result<Mapped, MapError> {
-        super::map(&name("native"), verified, body, received())
+        super::map(
+            &super::Types::default(),
+            &name("native"),
+            verified,
+            body,
+            received(),
+        )
     }
 
     fn map_body(body: &[u8]) -> Result<Mapped, MapError> {
@@ -506,6 +569,7 @@ mod tests {
             for g in golden {
                 let body = fixture(&format!("{dir}/{}", g.file));
                 let event = event(super::map(
+                    &super::Types::default(),
                     &name(dir),
                     &Verified::default(),
                     &body,
@@ -522,9 +586,74 @@ mod tests {
         }
     }
 
+    fn types(pairs: &[(&str, &str)]) -> Result<super::Types, super::ConfigIssue> {
+        super::Types::from_config(
+            &pairs
+                .iter()
+                .map(|(t, k)| (t.to_string(), k.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_configured_type_is_tracked_as_its_kind_and_others_stay_ignored() {
+        let added = types(&[
+            ("video.encoded", "processing_completed"),
+            ("video.encoding.progress", "progress"),
+        ])
+        .expect("valid types");
+        let encoded = body("video.encoded", json!({"videoId": "vid_1"}));
+        let plain = super::map(
+            &super::Types::default(),
+            &name("p"),
+            &Verified::default(),
+            &encoded,
+            received(),
+        );
+        assert!(matches!(plain, Ok(Mapped::Ignored { .. })), "{plain:?}");
+        let mapped = event(super::map(
+            &added,
+            &name("p"),
+            &Verified::default(),
+            &encoded,
+            received(),
+        ));
+        assert_eq!(mapped.kind, EventKind::ProcessingCompleted);
+        assert_eq!(mapped.event_id.as_str(), "evt_1");
+        let progress = body(
+            "video.encoding.progress",
+            json!({"videoId": "vid_1", "progress": 40}),
+        );
+        let mapped = event(super::map(
+            &added,
+            &name("p"),
+            &Verified::default(),
+            &progress,
+            received(),
+        ));
+        assert_eq!(mapped.kind, EventKind::Progress { percent: 40.0 });
+        let other = body("video.caption.ready", json!({"videoId": "vid_1"}));
+        let other = super::map(&added, &name("p"), &Verified::default(), &other, received());
+        assert!(matches!(other, Ok(Mapped::Ignored { .. })), "{other:?}");
+    }
+
+    #[test]
+    fn the_types_table_refuses_built_in_types_and_unknown_kinds() {
+        let built_in = types(&[("video.ready", "failed")]).unwrap_err();
+        assert_eq!(built_in.key, "types.\"video.ready\"");
+        assert!(built_in.reason.contains("built-in"), "{}", built_in.reason);
+        let unknown = types(&[("video.encoded", "encoded")]).unwrap_err();
+        assert!(
+            unknown.reason.contains("unknown kind"),
+            "{}",
+            unknown.reason
+        );
+    }
+
     #[test]
     fn metadata_is_kept_untouched() {
         let event = event(super::map(
+            &super::Types::default(),
             &name("hyperserve"),
             &Verified::default(),
             &fixture("hyperserve/01-video.uploaded.json"),
@@ -600,18 +729,21 @@ mod tests {
     fn missing_body_and_delivery_id_falls_back_to_a_stable_hash() {
         let raw = fixture("standard/06-video.deleted-no-body-id.json");
         let first = event(super::map(
+            &super::Types::default(),
             &name("standard"),
             &Verified::default(),
             &raw,
             received(),
         ));
         let again = event(super::map(
+            &super::Types::default(),
             &name("standard"),
             &Verified::default(),
             &raw,
             time("2030-01-01T00:00:00Z"),
         ));
         let elsewhere = event(super::map(
+            &super::Types::default(),
             &name("other"),
             &Verified::default(),
             &raw,

@@ -10,8 +10,8 @@ use futures_util::future::join_all;
 use serde_json::json;
 
 use super::{
-    AppendOutcome, AppendRequest, AuditKind, AuditRecord, EventStore, QuarantineRecord,
-    QuarantinedRequest, StatusQuery, StoreError, StoredEvent,
+    AppendOutcome, AppendRequest, AuditEntry, AuditKind, AuditRecord, EventStore, QuarantineRecord,
+    QuarantinedRequest, RebuiltStatus, StatusQuery, StoreError, StoredEvent, StreamCursor,
 };
 use crate::event::{
     Assets, EventId, EventKind, FailureReason, ProviderName, RawDelivery, VideoEvent, VideoId,
@@ -93,6 +93,26 @@ fn video(id: &str) -> VideoId {
 fn with_status(mut request: AppendRequest, status: VideoStatus) -> AppendRequest {
     request.status = Some(status);
     request
+}
+
+/// Rebuilt statuses, each reflecting global position `position`.
+fn rebuilt(statuses: Vec<VideoStatus>, position: u64) -> Vec<RebuiltStatus> {
+    statuses
+        .into_iter()
+        .map(|status| RebuiltStatus { status, position })
+        .collect()
+}
+
+/// A whole rebuild in one go: claim the shadow, fill it, swap it in.
+async fn replace_statuses<S: EventStore>(
+    store: &S,
+    statuses: Vec<RebuiltStatus>,
+    upto: u64,
+    fold_version: u32,
+) {
+    let shadow = store.begin_shadow().await.unwrap();
+    store.write_shadow(shadow, statuses).await.unwrap();
+    store.swap_shadow(shadow, upto, fold_version).await.unwrap();
 }
 
 async fn appended<S: EventStore>(store: &S, request: AppendRequest) -> (u64, u64) {
@@ -523,7 +543,7 @@ pub async fn list_statuses_clamps_the_limit<S: EventStore>(store: &S) {
     let statuses: Vec<VideoStatus> = (0..1_001)
         .map(|n| sample_status(&format!("vid_{n:04}"), "mux", Status::Ready, 1))
         .collect();
-    store.replace_statuses(statuses, 0, 1).await.unwrap();
+    replace_statuses(store, rebuilt(statuses, 0), 0, 1).await;
 
     let page = store
         .list_statuses(StatusQuery {
@@ -550,9 +570,9 @@ pub async fn list_statuses_clamps_the_limit<S: EventStore>(store: &S) {
     assert_eq!(page.next_after, Some(video("vid_0000")));
 }
 
-/// `replace_statuses` swaps every row written up to its position (rows not given are gone),
+/// A swapped-in shadow replaces every row written up to its position (rows it lacks are gone),
 /// keeps rows written by later appends, and records the fold version.
-pub async fn replace_statuses_swaps_the_table<S: EventStore>(store: &S) {
+pub async fn shadow_swap_replaces_the_table<S: EventStore>(store: &S) {
     assert_eq!(store.fold_version().await.unwrap(), None);
     for (n, id) in ["vid_a", "vid_b"].into_iter().enumerate() {
         let event = sample_event(id, &format!("evt_{n}"), EventKind::Uploaded, 1_000);
@@ -561,10 +581,13 @@ pub async fn replace_statuses_swaps_the_table<S: EventStore>(store: &S) {
     }
     let rebuilt_b = sample_status("vid_b", SAMPLE_PROVIDER, Status::Ready, 1);
     let rebuilt_c = sample_status("vid_c", "fal", Status::Failed, 3);
-    store
-        .replace_statuses(vec![rebuilt_c.clone(), rebuilt_b.clone()], 2, 7)
-        .await
-        .unwrap();
+    replace_statuses(
+        store,
+        rebuilt(vec![rebuilt_b.clone(), rebuilt_c.clone()], 2),
+        2,
+        7,
+    )
+    .await;
     assert_eq!(store.fold_version().await.unwrap(), Some(7));
 
     assert_eq!(store.get_status(&video("vid_a")).await.unwrap(), None);
@@ -579,22 +602,106 @@ pub async fn replace_statuses_swaps_the_table<S: EventStore>(store: &S) {
         })
         .await
         .unwrap();
-    assert_eq!(page.videos, vec![rebuilt_b, rebuilt_c]);
+    assert_eq!(page.videos, vec![rebuilt_b, rebuilt_c.clone()]);
     assert_eq!(page.position, store.head_position().await.unwrap());
+    // The swapped-in table serves the filters too.
+    let failed = store
+        .list_statuses(StatusQuery {
+            status: Some(Status::Failed),
+            limit: 10,
+            ..StatusQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(failed.videos, vec![rebuilt_c]);
 
-    // An append after the rebuild's position wins over the rebuilt row of its video.
+    // An append after the rebuild's position wins over the rebuilt row of its video, and the
+    // swapped-in table takes appends like the first one.
     let event = sample_event("vid_b", "evt_late", EventKind::Ready, 2_000);
     let live = sample_status("vid_b", SAMPLE_PROVIDER, Status::Ready, 2);
     appended(store, with_status(append_request(event, 1), live.clone())).await;
     let stale = sample_status("vid_b", SAMPLE_PROVIDER, Status::Processing, 1);
-    store.replace_statuses(vec![stale], 2, 8).await.unwrap();
+    replace_statuses(store, rebuilt(vec![stale], 2), 2, 8).await;
     assert_eq!(store.get_status(&video("vid_b")).await.unwrap(), Some(live));
     assert_eq!(store.get_status(&video("vid_c")).await.unwrap(), None);
 
-    store.replace_statuses(Vec::new(), 3, 8).await.unwrap();
+    replace_statuses(store, Vec::new(), 3, 8).await;
     assert_eq!(store.get_status(&video("vid_b")).await.unwrap(), None);
     // The log itself is untouched.
     assert_eq!(store.read_all(0, 10).await.unwrap().len(), 3);
+}
+
+/// A shadow claimed again (another rebuild started) refuses the first claim's writes and swap,
+/// and the live table is untouched by either.
+pub async fn a_reclaimed_shadow_refuses_the_earlier_rebuild<S: EventStore>(store: &S) {
+    let live = sample_status("vid_a", SAMPLE_PROVIDER, Status::Uploaded, 1);
+    let event = sample_event("vid_a", "evt_1", EventKind::Uploaded, 1_000);
+    appended(store, with_status(append_request(event, 0), live.clone())).await;
+
+    let first = store.begin_shadow().await.unwrap();
+    let second = store.begin_shadow().await.unwrap();
+    assert_ne!(first, second);
+    let stale = rebuilt(vec![sample_status("vid_a", "x", Status::Ready, 1)], 1);
+    assert!(matches!(
+        store.write_shadow(first, stale).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(matches!(
+        store.swap_shadow(first, 1, 9).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert_eq!(store.get_status(&video("vid_a")).await.unwrap(), Some(live));
+    assert_eq!(store.fold_version().await.unwrap(), None);
+    // The second claim still works.
+    store.swap_shadow(second, 0, 9).await.unwrap();
+    assert_eq!(store.fold_version().await.unwrap(), Some(9));
+}
+
+/// `read_streams` walks the log stream by stream, each in version order, resumes after a
+/// cursor and leaves out events past `upto`; `read_deliveries` gives each event its raw request.
+pub async fn read_streams_walks_stream_by_stream<S: EventStore>(store: &S) {
+    // Interleaved appends: positions alternate between the streams.
+    let mut expected: Vec<(String, u64, u64)> = Vec::new();
+    for n in 0..3u64 {
+        for id in ["vid_b", "vid_a", "vid_c"] {
+            let event = sample_event(id, &format!("{id}_{n}"), EventKind::Uploaded, 1_000);
+            let (position, version) = appended(store, append_request(event, n)).await;
+            expected.push((id.to_string(), version, position));
+        }
+    }
+    let upto = store.head_position().await.unwrap() - 1; // leaves out vid_c's last event
+    expected.retain(|(_, _, position)| *position <= upto);
+    expected.sort();
+    let key = |e: &StoredEvent| (e.event.video_id.to_string(), e.version, e.position);
+
+    let all = store.read_streams(None, upto, 100).await.unwrap();
+    assert_eq!(all.iter().map(key).collect::<Vec<_>>(), expected);
+
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.read_streams(after.clone(), upto, 2).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(StreamCursor {
+            video_id: last.event.video_id.clone(),
+            version: last.version,
+        });
+        paged.extend(page.iter().map(key));
+    }
+    assert_eq!(paged, expected);
+    assert!(store.read_streams(None, 0, 10).await.unwrap().is_empty());
+
+    let deliveries = store.read_deliveries(2, 3).await.unwrap();
+    assert_eq!(
+        deliveries
+            .iter()
+            .map(|d| d.stored.position)
+            .collect::<Vec<_>>(),
+        vec![3, 4, 5]
+    );
+    for delivery in &deliveries {
+        assert_eq!(delivery.raw, sample_raw(&delivery.stored.event));
+    }
 }
 
 /// Audit records read back equal, newest first.
@@ -629,9 +736,36 @@ pub async fn audit_round_trips_newest_first<S: EventStore>(store: &S) {
 
     assert_eq!(
         store.list_audit(10).await.unwrap(),
-        vec![conflict.clone(), ignored]
+        vec![conflict.clone(), ignored.clone()]
     );
-    assert_eq!(store.list_audit(1).await.unwrap(), vec![conflict]);
+    assert_eq!(store.list_audit(1).await.unwrap(), vec![conflict.clone()]);
+
+    // By kind, oldest first, after an id.
+    let later = AuditRecord {
+        detail: "untracked again".into(),
+        ..ignored.clone()
+    };
+    store.record_audit(later.clone()).await.unwrap();
+    let ignored_only = store
+        .list_audit_after(AuditKind::Ignored, 0, 10)
+        .await
+        .unwrap();
+    let records: Vec<&AuditRecord> = ignored_only.iter().map(|e| &e.record).collect();
+    assert_eq!(records, vec![&ignored, &later]);
+    let AuditEntry { id: first_id, .. } = ignored_only[0];
+    assert!(first_id < ignored_only[1].id);
+    let rest = store
+        .list_audit_after(AuditKind::Ignored, first_id, 10)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].record, later);
+    let conflicts = store
+        .list_audit_after(AuditKind::Conflict, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0].record, conflict);
 }
 
 /// Quarantined requests read back equal, oldest first, after the given id.
@@ -754,7 +888,9 @@ macro_rules! conformance_tests {
             failing_request_rolls_back_only_itself,
             list_statuses_filters_and_pages,
             list_statuses_clamps_the_limit,
-            replace_statuses_swaps_the_table,
+            shadow_swap_replaces_the_table,
+            a_reclaimed_shadow_refuses_the_earlier_rebuild,
+            read_streams_walks_stream_by_stream,
             audit_round_trips_newest_first,
             quarantine_round_trips_oldest_first,
             concurrent_appends_share_commits,

@@ -71,6 +71,35 @@ pub struct StoredEvent {
     pub event: VideoEvent,
 }
 
+/// Where a read of the log in stream order resumes: after this event of this stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamCursor {
+    pub video_id: VideoId,
+    pub version: u64,
+}
+
+/// An event read back with the raw request it was mapped from (for re-mapping).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDelivery {
+    pub stored: StoredEvent,
+    pub raw: RawDelivery,
+}
+
+/// A status folded from the log by a rebuild, with the global position of the last event it
+/// folds (the row's `position`, which decides whether a later append's row wins at the swap).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RebuiltStatus {
+    pub status: VideoStatus,
+    pub position: u64,
+}
+
+/// A rebuild's claim on the shadow status table. Claiming it again (another rebuild, in this
+/// process or another) voids the earlier claim: its writes and its swap are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shadow {
+    pub generation: u64,
+}
+
 /// A verified delivery that is kept but not folded: an untracked type, or an id reused with a
 /// different body.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -101,6 +130,13 @@ impl AuditKind {
             AuditKind::Conflict => "conflict",
         }
     }
+}
+
+/// An audit record as listed back, with its store id (the order it was recorded in).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub id: u64,
+    pub record: AuditRecord,
 }
 
 /// A verified request that could not be mapped, kept so it can be replayed after a fix.
@@ -182,14 +218,43 @@ pub trait EventStore: Send + Sync {
         query: StatusQuery,
     ) -> impl Future<Output = Result<StatusPage, StoreError>> + Send;
 
-    /// Swaps in a rebuilt status table, in one transaction, while appends may go on: `statuses`
-    /// fold the log up to global position `upto`; every row written by an event at or before
-    /// `upto` is replaced (or deleted, if absent from `statuses`), and rows written by later
-    /// appends are kept, since those already fold their whole stream. Records `fold_version` as
-    /// the fold that built the table.
-    fn replace_statuses(
+    /// Up to `limit` events at global positions up to `upto`, in stream order (stream id, then
+    /// version), after `after` (from the first stream when `None`). What a rebuild reads: one
+    /// video's events arrive together, so it folds one video at a time.
+    fn read_streams(
         &self,
-        statuses: Vec<VideoStatus>,
+        after: Option<StreamCursor>,
+        upto: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
+    /// Like `read_all`, with each event's raw delivery.
+    fn read_deliveries(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredDelivery>, StoreError>> + Send;
+
+    /// Starts an empty shadow status table for a rebuild (dropping what an earlier, unfinished
+    /// one left) and claims it.
+    fn begin_shadow(&self) -> impl Future<Output = Result<Shadow, StoreError>> + Send;
+
+    /// Adds rebuilt statuses to the shadow table; `Corrupt` if the claim was voided.
+    fn write_shadow(
+        &self,
+        shadow: Shadow,
+        statuses: Vec<RebuiltStatus>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Swaps the shadow table in, in one transaction, while appends may go on: the shadow folds
+    /// the log up to global position `upto`; every live row written by an event at or before
+    /// `upto` is replaced (or gone, if the shadow has no row for its video), and rows written by
+    /// later appends are kept, since those already fold their whole stream. Records
+    /// `fold_version` as the fold that built the table. The cost does not grow with the table:
+    /// only the rows of later appends are copied.
+    fn swap_shadow(
+        &self,
+        shadow: Shadow,
         upto: u64,
         fold_version: u32,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -207,6 +272,14 @@ pub trait EventStore: Send + Sync {
         &self,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
+
+    /// Audit records of `kind` with an id greater than `after`, oldest first.
+    fn list_audit_after(
+        &self,
+        kind: AuditKind,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
 
     fn quarantine(
         &self,
@@ -296,13 +369,38 @@ impl EventStore for Store {
     async fn list_statuses(&self, query: StatusQuery) -> Result<StatusPage, StoreError> {
         delegate!(self, s => s.list_statuses(query).await)
     }
-    async fn replace_statuses(
+    async fn read_streams(
         &self,
-        statuses: Vec<VideoStatus>,
+        after: Option<StreamCursor>,
+        upto: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        delegate!(self, s => s.read_streams(after, upto, limit).await)
+    }
+    async fn read_deliveries(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredDelivery>, StoreError> {
+        delegate!(self, s => s.read_deliveries(after, limit).await)
+    }
+    async fn begin_shadow(&self) -> Result<Shadow, StoreError> {
+        delegate!(self, s => s.begin_shadow().await)
+    }
+    async fn write_shadow(
+        &self,
+        shadow: Shadow,
+        statuses: Vec<RebuiltStatus>,
+    ) -> Result<(), StoreError> {
+        delegate!(self, s => s.write_shadow(shadow, statuses).await)
+    }
+    async fn swap_shadow(
+        &self,
+        shadow: Shadow,
         upto: u64,
         fold_version: u32,
     ) -> Result<(), StoreError> {
-        delegate!(self, s => s.replace_statuses(statuses, upto, fold_version).await)
+        delegate!(self, s => s.swap_shadow(shadow, upto, fold_version).await)
     }
     async fn fold_version(&self) -> Result<Option<u32>, StoreError> {
         delegate!(self, s => s.fold_version().await)
@@ -312,6 +410,14 @@ impl EventStore for Store {
     }
     async fn list_audit(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
         delegate!(self, s => s.list_audit(limit).await)
+    }
+    async fn list_audit_after(
+        &self,
+        kind: AuditKind,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        delegate!(self, s => s.list_audit_after(kind, after, limit).await)
     }
     async fn quarantine(&self, record: QuarantineRecord) -> Result<u64, StoreError> {
         delegate!(self, s => s.quarantine(record).await)

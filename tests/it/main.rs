@@ -11,4 +11,6 @@ mod mappers;
 mod operations;
 mod projection;
 mod rebuild;
+mod rebuild_props;
+mod remap;
 mod sse;

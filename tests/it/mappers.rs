@@ -21,6 +21,7 @@ fn hmac_provider(name: &str, mapper: MapperConfig) -> ProviderConfig {
         tolerance_secs: 300,
         mapper: Some(mapper),
         header: Some("X-Webhook-Signature".into()),
+        types: Default::default(),
     }
 }
 

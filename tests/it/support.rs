@@ -42,6 +42,7 @@ pub fn test_providers() -> Vec<ProviderConfig> {
             tolerance_secs: 300,
             mapper: None,
             header: None,
+            types: Default::default(),
         },
         ProviderConfig {
             name: "rotating".into(),
@@ -50,6 +51,7 @@ pub fn test_providers() -> Vec<ProviderConfig> {
             tolerance_secs: 300,
             mapper: None,
             header: None,
+            types: Default::default(),
         },
         ProviderConfig {
             name: "plain".into(),
@@ -58,6 +60,7 @@ pub fn test_providers() -> Vec<ProviderConfig> {
             tolerance_secs: 300,
             mapper: None,
             header: Some("X-Webhook-Signature".into()),
+            types: Default::default(),
         },
     ]
 }

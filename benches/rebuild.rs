@@ -1,0 +1,809 @@
+//! Rebuild benchmark (issue 5, "Performance"), all from one `cargo bench` run:
+//! 1. a SQLite log of 1M events over 100k videos, bulk-loaded straight into the schema the store
+//!    created (rows encoded by `event::codec`, as the store writes them; no HTTP);
+//! 2. in a child process (this binary again, `--measure`), so that nothing else inflates its
+//!    memory: a bare sequential read of the log (read + decode every event, no fold), the same
+//!    read in stream order, and the rebuild (fold + shadow table + swap), each twice, best kept;
+//!    peak RSS during the rebuild;
+//! 3. the real application on that log: webhook latency under a steady open-loop load (1,000
+//!    webhooks/s) while idle, then while an online rebuild runs (`POST /admin/rebuild`'s code
+//!    path), then `rebuild --verify`'s check of the result.
+//!
+//! ```text
+//! cargo bench --bench rebuild                 # defaults: 1M events, 100k videos
+//! cargo bench --bench rebuild -- --quick      # a smoke run: 100k events, 10k videos
+//! cargo bench --bench rebuild -- --help
+//! ```
+
+#[path = "support/machine.rs"]
+mod machine;
+
+use machine::{load_average, megabytes, ms, Machine};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use chrono::{DateTime, TimeZone, Utc};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use video_status::app::Application;
+use video_status::cli::rebuild::verify;
+use video_status::config::{Config, Overrides};
+use video_status::event::codec::{encode_event, encode_raw};
+use video_status::event::{
+    Assets, EventId, EventKind, FailureReason, ProviderName, RawDelivery, VideoEvent, VideoId,
+};
+use video_status::projection::rebuild::{rebuild, Phase};
+use video_status::providers::Providers;
+use video_status::store::{EventStore, Store};
+
+#[derive(Debug, Clone)]
+struct Sizes {
+    events: usize,
+    videos: usize,
+    /// Webhooks per second in phase 3 (open loop).
+    rate: usize,
+    /// How long phase 3 measures the idle latency.
+    idle_secs: u64,
+    quick: bool,
+}
+
+impl Sizes {
+    const DEFAULT: Sizes = Sizes {
+        events: 1_000_000,
+        videos: 100_000,
+        rate: 1_000,
+        idle_secs: 5,
+        quick: false,
+    };
+    const QUICK: Sizes = Sizes {
+        events: 100_000,
+        videos: 10_000,
+        rate: 1_000,
+        idle_secs: 2,
+        quick: true,
+    };
+}
+
+enum Mode {
+    Run(Sizes),
+    /// The child of phase 2: measures the log at this path.
+    Measure(PathBuf),
+}
+
+fn parse_args() -> anyhow::Result<Mode> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut sizes = if args.iter().any(|a| a == "--quick") {
+        Sizes::QUICK
+    } else {
+        Sizes::DEFAULT
+    };
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let mut number = |name: &str| -> anyhow::Result<usize> {
+            let value = args
+                .next()
+                .with_context(|| format!("{name} needs a number"))?;
+            match value.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => bail!("{name} needs a positive whole number, not {value:?}"),
+            }
+        };
+        match arg.as_str() {
+            "--events" => sizes.events = number("--events")?,
+            "--videos" => sizes.videos = number("--videos")?,
+            "--rate" => sizes.rate = number("--rate")?,
+            // `cargo bench` passes `--bench` to every harness-less benchmark.
+            "--quick" | "--bench" => {}
+            "--measure" => {
+                let path = args.next().context("--measure needs a path")?;
+                return Ok(Mode::Measure(path.into()));
+            }
+            "--help" | "-h" => {
+                println!(
+                    "cargo bench --bench rebuild -- [--quick] [--events N] [--videos N] \
+                     [--rate N]\n\
+                     defaults: --events {} --videos {} --rate {}\n\
+                     --quick:  --events {} --videos {}",
+                    Sizes::DEFAULT.events,
+                    Sizes::DEFAULT.videos,
+                    Sizes::DEFAULT.rate,
+                    Sizes::QUICK.events,
+                    Sizes::QUICK.videos,
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?} (try --help)"),
+        }
+    }
+    if sizes.events < sizes.videos {
+        bail!("--events must be at least --videos");
+    }
+    Ok(Mode::Run(sizes))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let sizes = match parse_args()? {
+        Mode::Measure(path) => return measure_child(&path).await,
+        Mode::Run(sizes) => sizes,
+    };
+    let machine = Machine::read();
+    println!("video-status rebuild benchmark");
+    println!("machine: {machine}");
+    println!(
+        "load:    {} (load average over 1, 5, 15 min at start: other work skews every figure)",
+        load_average()
+    );
+    println!(
+        "sizes:   {} events over {} videos; phase 3 at {} webhooks/s{}",
+        sizes.events,
+        sizes.videos,
+        sizes.rate,
+        if sizes.quick { " (--quick)" } else { "" }
+    );
+    if cfg!(debug_assertions) {
+        println!("warning: debug build; run `cargo bench` for figures worth keeping");
+    }
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let db = dir.path().join("rebuild.db");
+    let mut figures = Figures {
+        events: sizes.events as u64,
+        videos: sizes.videos as u64,
+        rate: sizes.rate,
+        ..Figures::default()
+    };
+
+    let started = Instant::now();
+    build_log(&db, &sizes).await?;
+    figures.db_bytes = std::fs::metadata(&db)?.len();
+    println!(
+        "(1) log built in {:.1} s: {} in {}",
+        started.elapsed().as_secs_f64(),
+        megabytes(figures.db_bytes),
+        db.display()
+    );
+
+    measure(&db, &mut figures)?;
+    online(&db, &sizes, &mut figures).await?;
+
+    println!();
+    figures.print(&machine);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// (1) The log
+
+/// Events per video, in the order a video's lifecycle sends them.
+fn lifecycle_kind(step: usize, steps: usize, fails: bool) -> EventKind {
+    match step {
+        0 => EventKind::Uploaded,
+        1 => EventKind::ProcessingStarted,
+        s if s + 2 < steps => EventKind::Progress {
+            percent: (100 * (s - 1) / (steps - 2)) as f64,
+        },
+        s if s + 2 == steps => EventKind::ProcessingCompleted,
+        _ if fails => EventKind::Failed {
+            error: Some(FailureReason {
+                code: Some("codec".into()),
+                message: "unsupported codec".into(),
+            }),
+        },
+        _ => EventKind::Ready,
+    }
+}
+
+/// Rows encoded as the store encodes them, inserted in one transaction per 50k. The videos
+/// interleave as live traffic does: round after round, every video sends its next event, the
+/// videos in a new random order each round; one video in 20 has two events that arrive in the
+/// other order than they happened (a late event, which makes the fold sort).
+async fn build_log(db: &Path, sizes: &Sizes) -> anyhow::Result<()> {
+    // The store creates (migrates) the schema; the rows then go in through one plain connection.
+    drop(Store::open(&format!("sqlite://{}", db.display())).await?);
+    let mut conn = rusqlite::Connection::open(db)?;
+    conn.pragma_update(None, "synchronous", "OFF")?;
+    let steps = sizes.events / sizes.videos;
+    let extra = sizes.events % sizes.videos;
+    let provider = ProviderName::parse("demo")?;
+    let start: DateTime<Utc> = Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut order: Vec<usize> = (0..sizes.videos).collect();
+    let mut inserted = 0usize;
+    let mut tx = conn.transaction()?;
+    for round in 0..=steps {
+        order.shuffle(&mut rng);
+        for &video in &order {
+            let video_steps = steps + usize::from(video < extra);
+            if round >= video_steps {
+                continue;
+            }
+            let late = video % 20 == 7 && (round == 2 || round == 3);
+            let step = if late { 5 - round } else { round };
+            let event = sample_event(&provider, video, step, video_steps, start, &mut rng);
+            let raw = sample_raw(&event);
+            tx.prepare_cached(
+                "INSERT INTO events (stream_id, stream_version, provider, event_id, kind,
+                 occurred_at, received_at, body_sha256, payload, raw)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(rusqlite::params![
+                event.video_id.as_str(),
+                (round + 1) as i64,
+                event.provider.as_str(),
+                event.event_id.as_str(),
+                event.kind.name(),
+                event.occurred_at.timestamp_micros(),
+                event.received_at.timestamp_micros(),
+                &raw.body_sha256()[..],
+                encode_event(&event),
+                encode_raw(&raw),
+            ])?;
+            inserted += 1;
+            if inserted % 50_000 == 0 {
+                tx.commit()?;
+                tx = conn.transaction()?;
+            }
+        }
+    }
+    tx.commit()?;
+    conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
+    anyhow::ensure!(inserted == sizes.events, "built {inserted} events");
+    Ok(())
+}
+
+fn sample_event(
+    provider: &ProviderName,
+    video: usize,
+    step: usize,
+    steps: usize,
+    start: DateTime<Utc>,
+    rng: &mut StdRng,
+) -> VideoEvent {
+    let kind = lifecycle_kind(step, steps, video % 10 == 3);
+    let video_id = format!("bench-v{video:06}");
+    let occurred_at = start + chrono::Duration::seconds((video * 10 + step * 7) as i64);
+    let assets = match kind {
+        EventKind::Ready => Assets {
+            resolutions: vec!["1080p".into(), "720p".into(), "480p".into()],
+            poster: Some(format!("https://cdn.example.test/{video_id}/poster.jpg")),
+            thumbnail: Some(format!("https://cdn.example.test/{video_id}/thumb.jpg")),
+            playback_url: Some(format!("https://cdn.example.test/{video_id}/index.m3u8")),
+            duration_secs: Some(rng.random_range(5.0..600.0)),
+        },
+        _ => Assets::default(),
+    };
+    VideoEvent {
+        event_id: EventId::parse(format!("{video_id}-evt-{step:02}")).unwrap(),
+        video_id: VideoId::parse(video_id).unwrap(),
+        provider: provider.clone(),
+        kind,
+        occurred_at,
+        received_at: occurred_at + chrono::Duration::milliseconds(rng.random_range(50..5_000)),
+        assets,
+        metadata: json!({ "tenant": "acme", "title": format!("Video {video}") }),
+    }
+}
+
+/// A native body and Standard Webhooks headers of the size a real delivery has.
+fn sample_raw(event: &VideoEvent) -> RawDelivery {
+    let body = json!({
+        "id": event.event_id,
+        "type": format!("video.{}", event.kind.name()),
+        "timestamp": event.occurred_at.to_rfc3339(),
+        "data": { "videoId": event.video_id, "metadata": event.metadata, "assets": event.assets },
+    });
+    RawDelivery {
+        body: body.to_string().into(),
+        headers: vec![
+            ("webhook-id".into(), event.event_id.to_string()),
+            (
+                "webhook-timestamp".into(),
+                event.received_at.timestamp().to_string(),
+            ),
+            (
+                "webhook-signature".into(),
+                "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=".into(),
+            ),
+        ],
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (2) Reads and rebuild, in a child process
+
+const RESULT_PREFIX: &str = "measure result:";
+
+fn measure(db: &Path, figures: &mut Figures) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find the benchmark's own executable")?;
+    let output = std::process::Command::new(exe)
+        .arg("--measure")
+        .arg(db)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("cannot run the measuring child process")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut result = None;
+    for line in stdout.lines() {
+        match line.strip_prefix(RESULT_PREFIX) {
+            Some(fields) => result = Some(fields.to_string()),
+            None => println!("{line}"),
+        }
+    }
+    if !output.status.success() {
+        bail!("the measuring child failed: {}", output.status);
+    }
+    let result = result.context("the measuring child printed no result")?;
+    let field = |name: &str| -> anyhow::Result<f64> {
+        result
+            .split_whitespace()
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|value| value.parse().ok())
+            .with_context(|| format!("no {name} in the child's result {result:?}"))
+    };
+    figures.read_per_sec = field("read")?;
+    figures.stream_read_per_sec = field("stream_read")?;
+    figures.rebuild_per_sec = field("rebuild")?;
+    figures.rebuild_secs = field("rebuild_secs")?;
+    figures.rss_before = field("rss_before")? as u64;
+    figures.rss_peak = field("rss_peak")? as u64;
+    Ok(())
+}
+
+async fn measure_child(db: &Path) -> anyhow::Result<()> {
+    let store = Store::open(&format!("sqlite://{}", db.display())).await?;
+    let head = store.head_position().await?;
+    // The first pass brings the file into the page cache; every timed pass then reads it warm.
+    let warm = Instant::now();
+    bare_read(&store, head).await?;
+    println!(
+        "(2) warm-up read of {head} events: {:.2} s",
+        warm.elapsed().as_secs_f64()
+    );
+    let (mut read, mut stream_read, mut rebuilt) = (0f64, 0f64, 0f64);
+    let mut rebuild_secs = f64::MAX;
+    let mut rss_before = 0;
+    for pass in 1..=2 {
+        let started = Instant::now();
+        let events = bare_read(&store, head).await?;
+        let rate = events as f64 / started.elapsed().as_secs_f64();
+        read = read.max(rate);
+        println!("    pass {pass}: bare read (position order)  {rate:>10.0} events/s");
+
+        let started = Instant::now();
+        let events = stream_order_read(&store, head).await?;
+        let rate = events as f64 / started.elapsed().as_secs_f64();
+        stream_read = stream_read.max(rate);
+        println!("    pass {pass}: read in stream order        {rate:>10.0} events/s");
+
+        reset_peak_rss();
+        let before = proc_status_kib("VmRSS:")? * 1024;
+        let started = Instant::now();
+        let report = rebuild(&store, |_| {}).await?;
+        let secs = started.elapsed().as_secs_f64();
+        let rate = report.events_done as f64 / secs;
+        if rate > rebuilt {
+            rebuilt = rate;
+            rebuild_secs = secs;
+            rss_before = before;
+        }
+        println!(
+            "    pass {pass}: rebuild                      {rate:>10.0} events/s \
+             ({} videos in {secs:.2} s; RSS {} → peak {})",
+            report.videos,
+            megabytes(before),
+            megabytes(proc_status_kib("VmHWM:")? * 1024)
+        );
+        anyhow::ensure!(report.events_done == head, "the rebuild read every event");
+    }
+    // Peak over both rebuilds: the second one's reset does not forget the first.
+    let peak = proc_status_kib("VmHWM:")? * 1024;
+    println!(
+        "{RESULT_PREFIX} read={read:.0} stream_read={stream_read:.0} rebuild={rebuilt:.0} \
+         rebuild_secs={rebuild_secs:.3} rss_before={rss_before} rss_peak={peak}"
+    );
+    Ok(())
+}
+
+/// Every event in position order, read and decoded, nothing else.
+async fn bare_read(store: &Store, head: u64) -> anyhow::Result<u64> {
+    let (mut after, mut events, mut checksum) = (0, 0u64, 0u64);
+    while after < head {
+        let page = store.read_all(after, 10_000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        events += page.len() as u64;
+        checksum += page.iter().map(|e| e.version).sum::<u64>();
+    }
+    anyhow::ensure!(checksum > 0 || events == 0);
+    Ok(events)
+}
+
+/// The rebuild's own reads (stream order, through the index), without the fold.
+async fn stream_order_read(store: &Store, head: u64) -> anyhow::Result<u64> {
+    let (mut after, mut events) = (None, 0u64);
+    loop {
+        let page = store.read_streams(after, head, 10_000).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(video_status::store::StreamCursor {
+            video_id: last.event.video_id.clone(),
+            version: last.version,
+        });
+        events += page.len() as u64;
+    }
+    Ok(events)
+}
+
+/// Resets `VmHWM` to the current RSS (Linux ≥ 4.0), so the peak read after is the rebuild's.
+fn reset_peak_rss() {
+    if std::fs::write("/proc/self/clear_refs", "5").is_err() {
+        println!("    note: cannot reset VmHWM; the peak includes the reads before");
+    }
+}
+
+fn proc_status_kib(field: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .context("memory figures need /proc/self/status (Linux)")?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("no {field} line in /proc/self/status"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// (3) Webhook latency while an online rebuild runs
+
+async fn online(db: &Path, sizes: &Sizes, figures: &mut Figures) -> anyhow::Result<()> {
+    let config = Config::load(
+        None,
+        &Overrides {
+            listen: Some("127.0.0.1:0".parse()?),
+            store: Some(format!("sqlite://{}", db.display())),
+        },
+    )?
+    .with_demo_provider();
+    let providers = Providers::from_config(&config.providers)?;
+    let app = Application::build(config).await?;
+    let url = format!("http://{}", app.local_addr());
+    let state = app.state().clone();
+    let (stop_server, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let load = Load::new(&url, &providers, sizes.rate)?;
+
+    // Warm-up: connections, actors, the status rows of new videos.
+    load.run("warm", stop_after(Duration::from_secs(1))).await?;
+    let idle = load
+        .run("idle", stop_after(Duration::from_secs(sizes.idle_secs)))
+        .await?;
+    println!(
+        "(3) idle, {}/s: {} webhooks in {:.1} s, p50 {} p99 {}",
+        sizes.rate,
+        idle.latencies.len(),
+        idle.elapsed.as_secs_f64(),
+        ms(idle.percentile(0.50)),
+        ms(idle.percentile(0.99))
+    );
+
+    state
+        .rebuilder
+        .start()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rebuilder = state.rebuilder.clone();
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn({
+        let done = done.clone();
+        async move {
+            while rebuilder.report().is_running() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            done.store(true, Ordering::SeqCst);
+        }
+    });
+    let during = load.run("during", done).await?;
+    watcher.await?;
+    let report = state.rebuilder.report();
+    anyhow::ensure!(report.phase == Phase::Done, "online rebuild: {report:?}");
+    println!(
+        "    during the online rebuild: {} webhooks in {:.1} s, p50 {} p99 {}; the rebuild \
+         folded {} events at {:.0} events/s",
+        during.latencies.len(),
+        during.elapsed.as_secs_f64(),
+        ms(during.percentile(0.50)),
+        ms(during.percentile(0.99)),
+        report.events_done,
+        report.events_per_sec
+    );
+    let (videos, differences) = verify(&state.store).await?;
+    println!(
+        "    verify afterwards: {} differences over {videos} videos",
+        differences.len()
+    );
+    figures.idle_p99 = Some(idle.percentile(0.99));
+    figures.during_p99 = Some(during.percentile(0.99));
+    figures.online_per_sec = report.events_per_sec;
+    figures.load_errors = idle.errors + during.errors;
+    figures.verify_differences = Some(differences.len());
+    let _ = stop_server.send(());
+    server.await?;
+    Ok(())
+}
+
+fn stop_after(after: Duration) -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            tokio::time::sleep(after).await;
+            stop.store(true, Ordering::SeqCst);
+        }
+    });
+    stop
+}
+
+/// An open loop: one webhook every `1 / rate` seconds, whatever the answers (a provider does not
+/// wait for the previous delivery), each on its own task, signed with the demo provider's secret.
+/// Five consecutive webhooks make one video's lifecycle.
+struct Load {
+    url: String,
+    client: reqwest::Client,
+    provider: Arc<video_status::providers::Provider>,
+    rate: usize,
+}
+
+struct LoadReport {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+    errors: u64,
+}
+
+impl LoadReport {
+    fn percentile(&self, p: f64) -> Duration {
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        if sorted.is_empty() {
+            return Duration::ZERO;
+        }
+        let index = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+        sorted[index]
+    }
+}
+
+impl Load {
+    fn new(url: &str, providers: &Providers, rate: usize) -> anyhow::Result<Load> {
+        Ok(Load {
+            url: format!("{url}/webhooks/demo"),
+            client: reqwest::Client::builder().http1_only().no_proxy().build()?,
+            provider: providers.get("demo").context("the demo provider")?,
+            rate,
+        })
+    }
+
+    /// Sends until `stop` is set; every webhook sent before counts, answered after or not.
+    async fn run(&self, phase: &str, stop: Arc<AtomicBool>) -> anyhow::Result<LoadReport> {
+        const KINDS: [&str; 5] = [
+            "uploaded",
+            "processing.started",
+            "processing.progress",
+            "processing.completed",
+            "ready",
+        ];
+        let started = Instant::now();
+        let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / self.rate as f64));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut requests = tokio::task::JoinSet::new();
+        let mut n = 0usize;
+        while !stop.load(Ordering::SeqCst) {
+            ticks.tick().await;
+            let video = format!("load-{phase}-{}", n / KINDS.len());
+            let event_id = format!("{video}-{n}");
+            let body = json!({
+                "id": event_id,
+                "type": format!("video.{}", KINDS[n % KINDS.len()]),
+                "timestamp": (Utc::now()).to_rfc3339(),
+                "data": { "videoId": video, "progress": 50, "metadata": { "tenant": "acme" } },
+            })
+            .to_string();
+            let mut request = self.client.post(&self.url).body(body.clone());
+            for (name, value) in self.provider.sign(&event_id, Utc::now(), body.as_bytes()) {
+                request = request.header(name, value);
+            }
+            requests.spawn(async move {
+                let sent = Instant::now();
+                match request.send().await {
+                    Ok(response) if response.status().is_success() => {
+                        let _ = response.bytes().await;
+                        Some(sent.elapsed())
+                    }
+                    _ => None,
+                }
+            });
+            n += 1;
+        }
+        let mut report = LoadReport {
+            latencies: Vec::with_capacity(n),
+            elapsed: started.elapsed(),
+            errors: 0,
+        };
+        while let Some(answer) = requests.join_next().await {
+            match answer? {
+                Some(latency) => report.latencies.push(latency),
+                None => report.errors += 1,
+            }
+        }
+        Ok(report)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Figures
+
+#[derive(Default)]
+struct Figures {
+    events: u64,
+    videos: u64,
+    rate: usize,
+    db_bytes: u64,
+    read_per_sec: f64,
+    stream_read_per_sec: f64,
+    rebuild_per_sec: f64,
+    rebuild_secs: f64,
+    rss_before: u64,
+    rss_peak: u64,
+    idle_p99: Option<Duration>,
+    during_p99: Option<Duration>,
+    online_per_sec: f64,
+    load_errors: u64,
+    verify_differences: Option<usize>,
+}
+
+struct Row {
+    name: String,
+    value: String,
+    target: String,
+    verdict: &'static str,
+}
+
+impl Row {
+    fn new(name: impl Into<String>, value: String, target: &str, met: Option<bool>) -> Row {
+        Row {
+            name: name.into(),
+            value,
+            target: target.into(),
+            verdict: match met {
+                Some(true) => "PASS",
+                Some(false) => "MISS",
+                None => "—",
+            },
+        }
+    }
+}
+
+impl Figures {
+    fn rows(&self) -> Vec<Row> {
+        let ratio = self.rebuild_per_sec / self.read_per_sec;
+        let growth = self.rss_peak.saturating_sub(self.rss_before);
+        let mut rows = vec![
+            Row::new(
+                "log",
+                format!(
+                    "{} events, {} videos, {} on disk",
+                    self.events,
+                    self.videos,
+                    megabytes(self.db_bytes)
+                ),
+                "1M / 100k",
+                None,
+            ),
+            Row::new(
+                "bare sequential read (read + decode)",
+                format!("{:.0} events/s", self.read_per_sec),
+                "reference",
+                None,
+            ),
+            Row::new(
+                "read in stream order (read + decode)",
+                format!("{:.0} events/s", self.stream_read_per_sec),
+                "reference",
+                None,
+            ),
+            Row::new(
+                "rebuild",
+                format!(
+                    "{:.0} events/s ({:.2} s)",
+                    self.rebuild_per_sec, self.rebuild_secs
+                ),
+                "≥ 1M events/s",
+                Some(self.rebuild_per_sec >= 1_000_000.0),
+            ),
+            Row::new(
+                "rebuild / bare read",
+                format!("{ratio:.2}"),
+                "≥ 0.5",
+                Some(ratio >= 0.5),
+            ),
+            Row::new(
+                "peak RSS during rebuild",
+                format!(
+                    "{} (+{} over {} before)",
+                    megabytes(self.rss_peak),
+                    megabytes(growth),
+                    megabytes(self.rss_before)
+                ),
+                "growth < 100 MB",
+                Some(growth < 100_000_000),
+            ),
+        ];
+        if let (Some(idle), Some(during)) = (self.idle_p99, self.during_p99) {
+            let c = format!("{}/s", self.rate);
+            let ratio = during.as_secs_f64() / idle.as_secs_f64().max(1e-9);
+            rows.push(Row::new(
+                format!("ingest p99 idle, open loop {c}"),
+                ms(idle),
+                "reference",
+                None,
+            ));
+            rows.push(Row::new(
+                format!("ingest p99 during online rebuild, {c}"),
+                format!("{} ({ratio:.2}× idle)", ms(during)),
+                "< 2× idle",
+                Some(ratio < 2.0),
+            ));
+            rows.push(Row::new(
+                "online rebuild under that load",
+                format!("{:.0} events/s", self.online_per_sec),
+                "reference",
+                None,
+            ));
+            rows.push(Row::new(
+                "webhook errors during (3)",
+                self.load_errors.to_string(),
+                "0",
+                Some(self.load_errors == 0),
+            ));
+        }
+        if let Some(differences) = self.verify_differences {
+            rows.push(Row::new(
+                "verify after the online rebuild",
+                format!("{differences} differences"),
+                "0",
+                Some(differences == 0),
+            ));
+        }
+        rows
+    }
+
+    fn print(&self, machine: &Machine) {
+        let rows = self.rows();
+        let width = rows
+            .iter()
+            .map(|r| r.name.chars().count())
+            .max()
+            .unwrap_or(0);
+        for row in &rows {
+            println!(
+                "{:<width$}  {:>44}  target {:<15}  {}",
+                row.name, row.value, row.target, row.verdict
+            );
+        }
+        println!();
+        println!("Markdown ({machine}):");
+        println!();
+        println!("| figure | value | target | result |");
+        println!("|---|---|---|---|");
+        for row in rows {
+            println!(
+                "| {} | {} | {} | {} |",
+                row.name, row.value, row.target, row.verdict
+            );
+        }
+    }
+}
