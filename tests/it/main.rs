@@ -10,4 +10,5 @@ mod lifecycles;
 mod operations;
 mod projection;
 mod rebuild;
+mod schemes;
 mod sse;
