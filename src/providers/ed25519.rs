@@ -266,42 +266,52 @@ mod tests {
     }
 
     #[test]
-    fn signing_reproduces_the_fixture_vector() {
-        let vector = &vectors("ed25519")[0];
-        let mut entry = config(
-            "fal",
-            SchemeName::Ed25519,
-            &[vector["secret"].as_str().unwrap()],
-        );
-        entry.tolerance_secs = 300;
-        let scheme = provider(entry);
-        // `sign` uses its own user id; the vector's is put back to compare the signature.
-        let signature = scheme
-            .sign(
+    fn signing_reproduces_every_fixture_signature() {
+        use ed25519_dalek::Signer as _;
+        for vector in vectors("ed25519") {
+            let seed = hex::decode(vector["secret"].as_str().unwrap()).unwrap();
+            let key = super::keys::signing_key(&seed).unwrap();
+            assert_eq!(
+                URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
+                vector["jwk"]["x"]
+            );
+            // Ed25519 is deterministic: the same message and key give the same signature.
+            let message = super::signed_message(
                 vector["id"].as_str().unwrap(),
-                at(vector["timestamp"].as_i64().unwrap()),
+                vector["user_id"].as_str().unwrap(),
+                &vector["timestamp"].to_string(),
                 vector["body"].as_str().unwrap().as_bytes(),
-            )
+            );
+            assert_eq!(
+                hex::encode(key.sign(&message).to_bytes()),
+                vector["headers"]["X-Fal-Webhook-Signature"],
+                "{}",
+                vector["note"]
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn what_sign_sends_verifies_with_the_public_key_alone() {
+        let headers = signer(&[SEED])
+            .sign("req_1", at(T), BODY)
             .expect("can sign");
-        assert_eq!(signature[0].1, vector["id"].as_str().unwrap());
-        let message = super::signed_message(
-            vector["id"].as_str().unwrap(),
-            vector["user_id"].as_str().unwrap(),
-            &vector["timestamp"].to_string(),
-            vector["body"].as_str().unwrap().as_bytes(),
-        );
-        let key =
-            super::keys::signing_key(&hex::decode(vector["secret"].as_str().unwrap()).unwrap())
-                .unwrap();
-        use ed25519_dalek::Signer;
+        let names: Vec<&str> = headers.iter().map(|(name, _)| name.as_str()).collect();
         assert_eq!(
-            hex::encode(key.sign(&message).to_bytes()),
-            vector["headers"]["X-Fal-Webhook-Signature"]
+            names,
+            [
+                "x-fal-webhook-request-id",
+                "x-fal-webhook-user-id",
+                "x-fal-webhook-timestamp",
+                "x-fal-webhook-signature"
+            ]
         );
-        assert_eq!(
-            URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
-            SEED_PUBLIC_X
-        );
+        assert_eq!(headers[0].1, "req_1");
+        assert_eq!(headers[2].1, T.to_string());
+        assert!(verifier(&[SEED_PUBLIC_X])
+            .verify(&header_map(&headers), BODY, at(T))
+            .await
+            .is_ok());
     }
 
     #[tokio::test]
