@@ -878,15 +878,7 @@ fn video_index(id: &str) -> Option<u32> {
 
 /// The `demo` provider as the server configures it, to sign with.
 fn demo_signer() -> anyhow::Result<Arc<Provider>> {
-    let config = ProviderConfig {
-        name: "demo".into(),
-        scheme: SchemeName::Standard,
-        secrets: vec![Secret::new(DEMO_SECRET)],
-        tolerance_secs: 300,
-        mapper: None,
-        header: None,
-        types: Default::default(),
-    };
+    let config = ProviderConfig::new("demo", SchemeName::Standard, vec![Secret::new(DEMO_SECRET)]);
     Providers::from_config(&[config])?
         .get("demo")
         .context("the demo provider is registered under its name")
@@ -1233,7 +1225,10 @@ impl VideoRun {
             .post(endpoint)
             .header("content-type", "application/json")
             .body(delivery.body.clone());
-        for (name, value) in signer.sign(&delivery.event_id, Utc::now(), &delivery.body) {
+        for (name, value) in signer
+            .sign(&delivery.event_id, Utc::now(), &delivery.body)
+            .expect("the demo provider has a secret to sign with")
+        {
             request = request.header(name, value);
         }
         let sent = Instant::now();

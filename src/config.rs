@@ -176,7 +176,9 @@ pub struct ProviderConfig {
     /// The `{provider}` in `POST /webhooks/{provider}`.
     pub name: String,
     pub scheme: SchemeName,
-    /// Every secret is tried, so a new one can be added before the old one is removed.
+    /// Every secret is tried, so a new one can be added before the old one is removed; the first
+    /// one signs (`simulate`). Shared MAC keys, or for `ed25519` (and `whsk_` in `standard`)
+    /// Ed25519 private keys, whose public keys are then trusted too.
     #[serde(default)]
     pub secrets: Vec<Secret>,
     /// Largest accepted distance, either way, between a signed timestamp and now.
@@ -196,6 +198,43 @@ pub struct ProviderConfig {
     /// they were ignored can be turned into events by `video-status rebuild --remap`.
     #[serde(default)]
     pub types: BTreeMap<String, String>,
+    /// `ed25519` and `standard` (`v1a`): trusted Ed25519 public keys; any may match.
+    #[serde(default)]
+    pub public_keys: Vec<String>,
+    /// `ed25519`: a JWKS (`{"keys": [{"kty": "OKP", "crv": "Ed25519", "x": ...}]}`) as a file
+    /// path or an `https://` URL, cached and refreshed; its keys are trusted beside `public_keys`.
+    #[serde(default)]
+    pub jwks: Option<String>,
+    /// `jwks`: seconds a fetched key set is used before it is fetched again (default 3600).
+    #[serde(default)]
+    pub jwks_ttl_secs: Option<u64>,
+    /// `jwks`: fewest seconds between two fetches caused by a signature no known key verifies
+    /// (default 30), so unsigned junk cannot make the service hammer the key server.
+    #[serde(default)]
+    pub jwks_min_refresh_secs: Option<u64>,
+}
+
+impl ProviderConfig {
+    /// An entry with the defaults of every optional key.
+    pub fn new(
+        name: impl Into<String>,
+        scheme: SchemeName,
+        secrets: Vec<Secret>,
+    ) -> ProviderConfig {
+        ProviderConfig {
+            name: name.into(),
+            scheme,
+            secrets,
+            tolerance_secs: default_tolerance_secs(),
+            mapper: None,
+            header: None,
+            public_keys: Vec::new(),
+            jwks: None,
+            jwks_ttl_secs: None,
+            jwks_min_refresh_secs: None,
+            types: BTreeMap::new(),
+        }
+    }
 }
 
 /// `mapper = "mux"` (a built-in mapper) or a `[provider.mapper]` table (the generic one).
@@ -323,15 +362,11 @@ impl Config {
     /// provider on the public [`DEMO_SECRET`].
     pub fn with_demo_provider(mut self) -> Config {
         if self.providers.is_empty() {
-            self.providers.push(ProviderConfig {
-                name: "demo".into(),
-                scheme: SchemeName::Standard,
-                secrets: vec![Secret::new(DEMO_SECRET)],
-                tolerance_secs: default_tolerance_secs(),
-                mapper: None,
-                header: None,
-                types: BTreeMap::new(),
-            });
+            self.providers.push(ProviderConfig::new(
+                "demo",
+                SchemeName::Standard,
+                vec![Secret::new(DEMO_SECRET)],
+            ));
         }
         self
     }

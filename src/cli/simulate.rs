@@ -41,7 +41,8 @@ pub struct SimulateArgs {
     /// Provider name: deliveries go to `{url}/webhooks/{provider}`.
     #[arg(long, default_value = DEFAULT_PROVIDER)]
     pub provider: String,
-    /// Signature scheme of that provider: `standard` or `hmac-sha256`.
+    /// Signature scheme of that provider: `standard`, `hmac-sha256`, `stripe`, `mux`,
+    /// `cloudflare-stream` or `ed25519` (its `--secret` a private key); bodies are native.
     #[arg(long, default_value = "standard", value_parser = parse_scheme)]
     pub scheme: SchemeName,
     /// Secret the provider signs with (default: the `demo` provider's public dev secret).
@@ -151,8 +152,13 @@ fn parse_scheme(raw: &str) -> Result<SchemeName, String> {
     match raw {
         "standard" => Ok(SchemeName::Standard),
         "hmac-sha256" => Ok(SchemeName::HmacSha256),
+        "stripe" => Ok(SchemeName::Stripe),
+        "mux" => Ok(SchemeName::Mux),
+        "cloudflare-stream" => Ok(SchemeName::CloudflareStream),
+        "ed25519" => Ok(SchemeName::Ed25519),
         other => Err(format!(
-            "simulate can sign with `standard` or `hmac-sha256`, not `{other}`"
+            "unknown scheme `{other}` (standard, hmac-sha256, stripe, mux, cloudflare-stream, \
+             ed25519)"
         )),
     }
 }
@@ -422,19 +428,21 @@ impl Target {
 
     /// The provider as the server would configure it: its `sign` is the scheme's own.
     fn signer(&self) -> anyhow::Result<Arc<Provider>> {
-        let config = ProviderConfig {
-            name: self.provider.clone(),
-            scheme: self.scheme,
-            secrets: vec![self.secret.clone()],
-            tolerance_secs: 300,
-            mapper: None,
-            header: None,
-            types: Default::default(),
-        };
+        let config = ProviderConfig::new(
+            self.provider.clone(),
+            self.scheme,
+            vec![self.secret.clone()],
+        );
         let providers = Providers::from_config(&[config]).context("cannot sign with --secret")?;
-        Ok(providers
+        let provider = providers
             .get(&self.provider)
-            .expect("a provider is registered under its name"))
+            .expect("a provider is registered under its name");
+        // Every scheme reads `--secret` as something that signs; checked once here so that each
+        // request can rely on it.
+        provider
+            .sign("probe", Utc::now(), b"")
+            .context("cannot sign with --secret")?;
+        Ok(provider)
     }
 }
 
@@ -536,7 +544,8 @@ impl Sender {
         // Signed now: a retry gets a fresh timestamp, as a provider's retry does.
         let headers = self
             .signer
-            .sign(&delivery.event_id, Utc::now(), &delivery.body);
+            .sign(&delivery.event_id, Utc::now(), &delivery.body)
+            .expect("Target::signer checked that the provider can sign");
         let mut request = self
             .client
             .post(&self.endpoint)
@@ -985,14 +994,17 @@ mod tests {
         assert!(DateTime::parse_from_rfc3339(body["timestamp"].as_str().unwrap()).is_ok());
     }
 
-    #[test]
-    fn every_delivery_verifies_and_maps_to_a_lifecycle_event() {
+    #[tokio::test]
+    async fn every_delivery_verifies_and_maps_to_a_lifecycle_event() {
         let target = Target::demo("http://unused");
         let provider = target.signer().expect("the demo secret is valid");
         let now = Utc::now();
         for delivery in plan(&args(20, 5)) {
             let mut headers = http::HeaderMap::new();
-            for (name, value) in provider.sign(&delivery.event_id, now, &delivery.body) {
+            let signed = provider
+                .sign(&delivery.event_id, now, &delivery.body)
+                .expect("the demo secret signs");
+            for (name, value) in signed {
                 headers.insert(
                     http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
                     http::HeaderValue::from_str(&value).unwrap(),
@@ -1000,6 +1012,7 @@ mod tests {
             }
             let verified = provider
                 .verify(&headers, &delivery.body, now)
+                .await
                 .expect("signed as the scheme checks");
             let mapped = provider
                 .map(&verified, &delivery.body, now)

@@ -87,6 +87,7 @@ where
     let received_at = Utc::now();
     let verified = provider
         .verify(headers, &body, received_at)
+        .await
         .inspect_err(|error| {
             warn!(reason = error.code(), "webhook signature rejected");
         })?;

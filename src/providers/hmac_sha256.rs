@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use http::{HeaderMap, HeaderName};
 use subtle::ConstantTimeEq;
 
-use super::{header_str, hmac_sha256, required_secrets, ConfigIssue, Verified, VerifyError};
+use super::{header_str, hmac_sha256, utf8_mac_keys, ConfigIssue, Verified, VerifyError};
 use crate::config::ProviderConfig;
 
 /// `X-Webhook-Signature`, lowercase as header names are compared.
@@ -45,14 +45,7 @@ impl HmacScheme {
                 static_header_name(name)
             }
         };
-        let mut keys = Vec::with_capacity(config.secrets.len());
-        for (i, secret) in required_secrets(config)?.iter().enumerate() {
-            // An empty key is a MAC anyone can compute.
-            if secret.expose().is_empty() {
-                return Err(ConfigIssue::new(format!("secrets[{i}]"), "is empty"));
-            }
-            keys.push(secret.expose().as_bytes().to_vec());
-        }
+        let keys = utf8_mac_keys(config)?;
         Ok(HmacScheme { header, keys })
     }
 
@@ -133,7 +126,7 @@ mod tests {
     use chrono::{DateTime, Utc};
     use http::HeaderMap;
 
-    use super::super::test_support::{config, header_map, provider, vectors};
+    use super::super::test_support::{config, header_map, provider, vectors, VerifyNow};
     use super::super::{Provider, Providers, VerifyError};
     use crate::config::{ProviderConfig, SchemeName};
 
@@ -160,7 +153,11 @@ mod tests {
     }
 
     fn hex_signature(secret: &str) -> String {
-        hmac(&[secret]).sign("unused", now(), BODY).remove(0).1
+        hmac(&[secret])
+            .sign("unused", now(), BODY)
+            .expect("a secret signs")
+            .remove(0)
+            .1
     }
 
     #[test]
@@ -175,7 +172,7 @@ mod tests {
             let value = value.as_str().expect("header value");
             let scheme = provider(hmac_config(&[secret], Some(name)));
             let verified = scheme
-                .verify(
+                .verify_now(
                     &header_map(&[(name.as_str(), value)]),
                     body.as_bytes(),
                     now(),
@@ -202,7 +199,7 @@ mod tests {
         let body = vector["body"].as_str().expect("body");
         let scheme = hmac(&[vector["secret"].as_str().expect("secret")]);
         assert!(scheme
-            .verify(&signature_header(value), body.as_bytes(), now())
+            .verify_now(&signature_header(value), body.as_bytes(), now())
             .is_ok());
     }
 
@@ -216,7 +213,10 @@ mod tests {
         ] {
             let scheme = provider(hmac_config(&[SECRET], Some(configured)));
             let headers = header_map(&[("x-API-video-SIGNATURE", signature.as_str())]);
-            assert!(scheme.verify(&headers, BODY, now()).is_ok(), "{configured}");
+            assert!(
+                scheme.verify_now(&headers, BODY, now()).is_ok(),
+                "{configured}"
+            );
         }
     }
 
@@ -232,7 +232,7 @@ mod tests {
         ] {
             assert!(
                 scheme
-                    .verify(&signature_header(&value), BODY, now())
+                    .verify_now(&signature_header(&value), BODY, now())
                     .is_ok(),
                 "{value}"
             );
@@ -242,10 +242,10 @@ mod tests {
     #[test]
     fn sign_round_trips_through_verify() {
         let scheme = hmac(&[SECRET]);
-        let headers = scheme.sign("evt_1", now(), BODY);
+        let headers = scheme.sign("evt_1", now(), BODY).expect("a secret signs");
         assert_eq!(headers[0].0, "x-webhook-signature");
         let verified = scheme
-            .verify(&header_map(&headers), BODY, now())
+            .verify_now(&header_map(&headers), BODY, now())
             .expect("own signature verifies");
         assert_eq!(verified.headers, headers);
     }
@@ -254,7 +254,7 @@ mod tests {
     fn tampered_body_is_rejected() {
         let headers = signature_header(&hex_signature(SECRET));
         let error = hmac(&[SECRET])
-            .verify(&headers, br#"{"id":"evt_1","type":"video.deleted"}"#, now())
+            .verify_now(&headers, br#"{"id":"evt_1","type":"video.deleted"}"#, now())
             .expect_err("tampered body");
         assert_eq!(error, VerifyError::NoMatchingSignature);
     }
@@ -263,7 +263,7 @@ mod tests {
     fn wrong_secret_is_rejected() {
         let headers = signature_header(&hex_signature("another-secret"));
         let error = hmac(&[SECRET])
-            .verify(&headers, BODY, now())
+            .verify_now(&headers, BODY, now())
             .expect_err("wrong secret");
         assert_eq!(error, VerifyError::NoMatchingSignature);
     }
@@ -272,14 +272,14 @@ mod tests {
     fn second_secret_matches_after_rotation() {
         let headers = signature_header(&hex_signature(SECRET));
         assert!(hmac(&["old-secret", SECRET])
-            .verify(&headers, BODY, now())
+            .verify_now(&headers, BODY, now())
             .is_ok());
     }
 
     #[test]
     fn missing_header_is_named() {
         let error = hmac(&[SECRET])
-            .verify(&HeaderMap::new(), BODY, now())
+            .verify_now(&HeaderMap::new(), BODY, now())
             .expect_err("no header");
         assert_eq!(
             error,
@@ -289,7 +289,7 @@ mod tests {
         );
         let scheme = provider(hmac_config(&[SECRET], Some("X-Api-Video-Signature")));
         let error = scheme
-            .verify(&signature_header(&hex_signature(SECRET)), BODY, now())
+            .verify_now(&signature_header(&hex_signature(SECRET)), BODY, now())
             .expect_err("signature under another header");
         assert_eq!(error.to_string(), "header x-api-video-signature is missing");
     }
@@ -305,7 +305,7 @@ mod tests {
             format!("sha1={signature}"),
         ] {
             let error = scheme
-                .verify(&signature_header(&value), BODY, now())
+                .verify_now(&signature_header(&value), BODY, now())
                 .expect_err("malformed");
             assert_eq!(error.code(), "malformed_signature_header", "{value}");
         }

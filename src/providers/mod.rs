@@ -2,15 +2,20 @@
 //! into a verified `VideoEvent`. Owns verification, mapping and their errors; knows no HTTP status
 //! codes (ingress maps the errors) and touches no store.
 //!
-//! Schemes live one per file, each in the same order: headers → verify → sign.
+//! Schemes live one per file, each in the same order: headers → verify → sign: [`standard`],
+//! [`hmac_sha256`], [`timestamped_hmac`] (`stripe`, `mux` and `cloudflare-stream`, which share
+//! Stripe's construction) and [`ed25519`] (fal.ai), whose key sets come from [`keys`].
 //! Mappers likewise: [`native`] (our own format) and, in [`mappers`], the named providers' and the
-//! generic JSON-pointer one.
+//! generic JSON-pointer one. [`health`] keeps what each provider has been sending.
 
+pub mod ed25519;
 pub mod health;
 pub mod hmac_sha256;
+pub mod keys;
 pub mod mappers;
 pub mod native;
 pub mod standard;
+pub mod timestamped_hmac;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -130,6 +135,17 @@ pub enum Mapped {
     },
 }
 
+/// Why a provider cannot produce the headers of a signed request (`simulate`, tests).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignError {
+    /// Only public keys are configured: verifying needs no more, signing needs a private key.
+    #[error("provider {provider} has no {needed} to sign with; it can only verify")]
+    NoSigningKey {
+        provider: String,
+        needed: &'static str,
+    },
+}
+
 /// A `[[provider]]` entry that cannot run; start-up stops on it. Never contains a secret.
 #[derive(Debug, thiserror::Error)]
 #[error("provider[{index}] ({name}): {key}: {reason}")]
@@ -156,6 +172,10 @@ pub struct Provider {
 enum Scheme {
     Standard(standard::StandardScheme),
     HmacSha256(hmac_sha256::HmacScheme),
+    /// `stripe`, `mux` and `cloudflare-stream`: one construction, three header layouts.
+    TimestampedHmac(timestamped_hmac::TimestampedHmacScheme),
+    /// Boxed: its key set (cache, locks, HTTP client) dwarfs the other schemes.
+    Ed25519(Box<ed25519::Ed25519Scheme>),
 }
 
 /// The supported payload mappers, one file each.
@@ -218,6 +238,7 @@ impl Provider {
         };
         let name = ProviderName::parse(config.name.as_str())
             .map_err(|e| invalid(ConfigIssue::new("name", e.to_string())))?;
+        refuse_keys_the_scheme_ignores(config).map_err(invalid)?;
         let scheme = match config.scheme {
             SchemeName::Standard => {
                 standard::StandardScheme::from_config(config).map(Scheme::Standard)
@@ -225,13 +246,22 @@ impl Provider {
             SchemeName::HmacSha256 => {
                 hmac_sha256::HmacScheme::from_config(config).map(Scheme::HmacSha256)
             }
-            other => Err(ConfigIssue::new(
-                "scheme",
-                format!(
-                    "scheme {} is not supported yet (supported: standard, hmac-sha256)",
-                    scheme_name(other)
-                ),
-            )),
+            SchemeName::Stripe => timestamped_hmac::TimestampedHmacScheme::from_config(
+                config,
+                timestamped_hmac::STRIPE,
+            )
+            .map(Scheme::TimestampedHmac),
+            SchemeName::Mux => {
+                timestamped_hmac::TimestampedHmacScheme::from_config(config, timestamped_hmac::MUX)
+                    .map(Scheme::TimestampedHmac)
+            }
+            SchemeName::CloudflareStream => timestamped_hmac::TimestampedHmacScheme::from_config(
+                config,
+                timestamped_hmac::CLOUDFLARE_STREAM,
+            )
+            .map(Scheme::TimestampedHmac),
+            SchemeName::Ed25519 => ed25519::Ed25519Scheme::from_config(config)
+                .map(|scheme| Scheme::Ed25519(Box::new(scheme))),
         }
         .map_err(invalid)?;
         let mapper = Mapper::from_config(config).map_err(invalid)?;
@@ -248,8 +278,9 @@ impl Provider {
     }
 
     /// Checks the request's signature (and signed timestamp, where the scheme has one) over the
-    /// raw `body` bytes, with every configured secret.
-    pub fn verify(
+    /// raw `body` bytes, with every configured secret or key. Async because an `ed25519` key set
+    /// from a JWKS may have to be fetched first (expired, or a signature no cached key verifies).
+    pub async fn verify(
         &self,
         headers: &http::HeaderMap,
         body: &[u8],
@@ -258,6 +289,8 @@ impl Provider {
         match &self.scheme {
             Scheme::Standard(scheme) => scheme.verify(headers, body, now),
             Scheme::HmacSha256(scheme) => scheme.verify(headers, body, now),
+            Scheme::TimestampedHmac(scheme) => scheme.verify(headers, body, now),
+            Scheme::Ed25519(scheme) => scheme.verify(headers, body, now).await,
         }
     }
 
@@ -270,7 +303,11 @@ impl Provider {
                 .iter()
                 .find(|(name, _)| name == "webhook-id" || name == "svix-id")
                 .map(|(_, value)| value.clone()),
-            Scheme::HmacSha256(_) => None,
+            Scheme::Ed25519(_) => headers
+                .iter()
+                .find(|(name, _)| name == ed25519::REQUEST_ID_HEADER)
+                .map(|(_, value)| value.clone()),
+            Scheme::HmacSha256(_) | Scheme::TimestampedHmac(_) => None,
         };
         Verified {
             delivery_id,
@@ -300,11 +337,26 @@ impl Provider {
     }
 
     /// Headers a sender attaches to `body` (signed with the first secret): used by `simulate` and
-    /// tests. Names are lowercase.
-    pub fn sign(&self, event_id: &str, at: DateTime<Utc>, body: &[u8]) -> Vec<(String, String)> {
+    /// tests. Names are lowercase. A provider configured with public keys only cannot sign.
+    pub fn sign(
+        &self,
+        event_id: &str,
+        at: DateTime<Utc>,
+        body: &[u8],
+    ) -> Result<Vec<(String, String)>, SignError> {
+        let no_key = |needed| SignError::NoSigningKey {
+            provider: self.name.as_str().to_owned(),
+            needed,
+        };
         match &self.scheme {
-            Scheme::Standard(scheme) => scheme.sign(event_id, at, body),
-            Scheme::HmacSha256(scheme) => scheme.sign(event_id, at, body),
+            Scheme::Standard(scheme) => scheme
+                .sign(event_id, at, body)
+                .ok_or_else(|| no_key("whsec_ or whsk_ secret")),
+            Scheme::HmacSha256(scheme) => Ok(scheme.sign(event_id, at, body)),
+            Scheme::TimestampedHmac(scheme) => Ok(scheme.sign(event_id, at, body)),
+            Scheme::Ed25519(scheme) => scheme
+                .sign(event_id, at, body)
+                .ok_or_else(|| no_key("private key in secrets")),
         }
     }
 }
@@ -366,6 +418,41 @@ impl ConfigIssue {
     }
 }
 
+/// Refuses keys the entry's scheme would silently ignore: a `header` on a `stripe` provider or a
+/// `jwks` on a `standard` one is a mistake the operator should hear about at start-up.
+fn refuse_keys_the_scheme_ignores(config: &ProviderConfig) -> Result<(), ConfigIssue> {
+    let scheme = config.scheme;
+    let ignored = |key: &str, readers: &str| {
+        ConfigIssue::new(
+            key,
+            format!(
+                "is not read by scheme {} (only by {readers})",
+                scheme_name(scheme)
+            ),
+        )
+    };
+    if config.header.is_some() && scheme != SchemeName::HmacSha256 {
+        return Err(ignored("header", "hmac-sha256"));
+    }
+    if !config.public_keys.is_empty()
+        && !matches!(scheme, SchemeName::Standard | SchemeName::Ed25519)
+    {
+        return Err(ignored("public_keys", "standard and ed25519"));
+    }
+    if scheme != SchemeName::Ed25519 {
+        if config.jwks.is_some() {
+            return Err(ignored("jwks", "ed25519"));
+        }
+        if config.jwks_ttl_secs.is_some() {
+            return Err(ignored("jwks_ttl_secs", "ed25519 with jwks"));
+        }
+        if config.jwks_min_refresh_secs.is_some() {
+            return Err(ignored("jwks_min_refresh_secs", "ed25519 with jwks"));
+        }
+    }
+    Ok(())
+}
+
 fn scheme_name(scheme: SchemeName) -> &'static str {
     match scheme {
         SchemeName::Standard => "standard",
@@ -386,6 +473,41 @@ pub(crate) fn required_secrets(config: &ProviderConfig) -> Result<&[Secret], Con
         ));
     }
     Ok(&config.secrets)
+}
+
+/// The secrets of a scheme that keys a MAC with their UTF-8 bytes, refusing an empty one.
+pub(crate) fn utf8_mac_keys(config: &ProviderConfig) -> Result<Vec<Vec<u8>>, ConfigIssue> {
+    let mut keys = Vec::with_capacity(config.secrets.len());
+    for (i, secret) in required_secrets(config)?.iter().enumerate() {
+        // An empty key is a MAC anyone can compute.
+        if secret.expose().is_empty() {
+            return Err(ConfigIssue::new(format!("secrets[{i}]"), "is empty"));
+        }
+        keys.push(secret.expose().as_bytes().to_vec());
+    }
+    Ok(keys)
+}
+
+/// Plain decimal unix seconds (no sign, no fraction), within chrono's range.
+pub(crate) fn parse_unix_seconds(raw: &str) -> Option<DateTime<Utc>> {
+    if raw.is_empty() || raw.len() > 18 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    DateTime::from_timestamp(raw.parse().ok()?, 0)
+}
+
+/// Refuses a signed time further than `tolerance_secs` from `now`, in either direction: an old
+/// one is a replay, and one far ahead would stay replayable for as long as it is ahead.
+pub(crate) fn check_tolerance(
+    signed_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    tolerance_secs: u64,
+) -> Result<(), VerifyError> {
+    let distance = (now - signed_at).num_seconds().unsigned_abs();
+    if distance > tolerance_secs {
+        return Err(VerifyError::TimestampOutOfTolerance);
+    }
+    Ok(())
 }
 
 /// The value of header `name` (lowercase) as text. Only visible ASCII is accepted: every scheme's
@@ -427,7 +549,9 @@ pub(crate) mod test_support {
 
     use http::{HeaderMap, HeaderName, HeaderValue};
 
-    use super::{Provider, Providers};
+    use chrono::{DateTime, Utc};
+
+    use super::{Provider, Providers, Verified, VerifyError};
     use crate::config::{ProviderConfig, SchemeName, Secret};
 
     /// `tests/fixtures/providers`, a copy of the shared fixtures kept in the repo.
@@ -455,16 +579,31 @@ pub(crate) mod test_support {
         vectors
     }
 
+    /// The vectors of `sdk_vectors.json` (made with the providers' SDKs by `sdk_vectors.py`)
+    /// whose `scheme` is `scheme`, valid and rejected ones (`expect`).
+    pub(crate) fn sdk_vectors(scheme: &str) -> Vec<serde_json::Value> {
+        let all: serde_json::Value =
+            serde_json::from_slice(&fixture("sdk_vectors.json")).expect("sdk_vectors.json is JSON");
+        let vectors: Vec<serde_json::Value> = all["vectors"]
+            .as_array()
+            .expect("sdk_vectors.json has a vectors array")
+            .iter()
+            .filter(|v| v["scheme"] == scheme)
+            .cloned()
+            .collect();
+        assert!(
+            vectors.len() >= 2,
+            "expected SDK vectors for scheme {scheme}"
+        );
+        vectors
+    }
+
     pub(crate) fn config(name: &str, scheme: SchemeName, secrets: &[&str]) -> ProviderConfig {
-        ProviderConfig {
-            name: name.into(),
+        ProviderConfig::new(
+            name,
             scheme,
-            secrets: secrets.iter().map(|s| Secret::new(*s)).collect(),
-            tolerance_secs: 300,
-            mapper: None,
-            header: None,
-            types: Default::default(),
-        }
+            secrets.iter().map(|s| Secret::new(*s)).collect(),
+        )
     }
 
     pub(crate) fn provider(config: ProviderConfig) -> std::sync::Arc<Provider> {
@@ -473,6 +612,29 @@ pub(crate) mod test_support {
             .expect("valid provider config")
             .get(&name)
             .expect("provider is registered under its name")
+    }
+
+    /// `Provider::verify` is async only for an `ed25519` JWKS; every other scheme answers at once,
+    /// so their tests call it as a plain function.
+    pub(crate) trait VerifyNow {
+        fn verify_now(
+            &self,
+            headers: &HeaderMap,
+            body: &[u8],
+            now: DateTime<Utc>,
+        ) -> Result<Verified, VerifyError>;
+    }
+
+    impl VerifyNow for Provider {
+        fn verify_now(
+            &self,
+            headers: &HeaderMap,
+            body: &[u8],
+            now: DateTime<Utc>,
+        ) -> Result<Verified, VerifyError> {
+            futures_util::FutureExt::now_or_never(self.verify(headers, body, now))
+                .expect("this scheme verifies without waiting")
+        }
     }
 
     pub(crate) fn header_map<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> HeaderMap {
@@ -502,20 +664,22 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_schemes_are_rejected_naming_the_scheme_key() {
-        for (scheme, label) in [
-            (SchemeName::Stripe, "stripe"),
-            (SchemeName::Mux, "mux"),
-            (SchemeName::CloudflareStream, "cloudflare-stream"),
-            (SchemeName::Ed25519, "ed25519"),
-        ] {
-            let error = config_error(&[config("p", scheme, &[SECRET])]);
-            assert_eq!(error.key, "scheme");
-            assert_eq!(
-                error.reason,
-                format!("scheme {label} is not supported yet (supported: standard, hmac-sha256)")
-            );
-        }
+    fn every_scheme_of_the_design_starts_with_a_valid_entry() {
+        let mut fal = config("fal", SchemeName::Ed25519, &[]);
+        fal.public_keys = vec!["4eggH8kol5ytP7l2LdBSLfn24csrMWlLPwOBD9gleec".into()];
+        let providers = Providers::from_config(&[
+            config("std", SchemeName::Standard, &[SECRET]),
+            config("hmac", SchemeName::HmacSha256, &["s3cret"]),
+            config("stripe", SchemeName::Stripe, &["whsec_abc"]),
+            config("mux", SchemeName::Mux, &["mux-secret"]),
+            config("cf", SchemeName::CloudflareStream, &["cf-secret"]),
+            fal,
+        ])
+        .expect("all valid");
+        assert_eq!(
+            providers.names(),
+            ["cf", "fal", "hmac", "mux", "std", "stripe"]
+        );
     }
 
     #[test]
@@ -536,7 +700,13 @@ mod tests {
 
     #[test]
     fn provider_without_secrets_is_rejected() {
-        for scheme in [SchemeName::Standard, SchemeName::HmacSha256] {
+        for scheme in [
+            SchemeName::Standard,
+            SchemeName::HmacSha256,
+            SchemeName::Stripe,
+            SchemeName::Mux,
+            SchemeName::CloudflareStream,
+        ] {
             let error = config_error(&[config("p", scheme, &[])]);
             assert_eq!(error.key, "secrets");
         }
@@ -545,12 +715,11 @@ mod tests {
     #[test]
     fn config_error_names_index_provider_and_key() {
         let good = config("first", SchemeName::Standard, &[SECRET]);
-        let bad = config("second", SchemeName::Mux, &["x"]);
+        let bad = config("second", SchemeName::Mux, &["x", ""]);
         let error = config_error(&[good, bad]);
         assert_eq!(
             error.to_string(),
-            "provider[1] (second): scheme: scheme mux is not supported yet \
-             (supported: standard, hmac-sha256)"
+            "provider[1] (second): secrets[1]: is empty"
         );
     }
 

@@ -349,7 +349,9 @@ mod tests {
     use chrono::{DateTime, Utc};
     use serde_json::json;
 
-    use super::super::test_support::{config, fixture, fixture_dir, header_map, provider, vectors};
+    use super::super::test_support::{
+        config, fixture, fixture_dir, header_map, provider, vectors, VerifyNow,
+    };
     use super::super::{MapError, Mapped, Verified};
     use crate::config::SchemeName;
     use crate::event::{Assets, EventKind, FailureReason, ProviderName, VideoEvent};
@@ -718,7 +720,7 @@ mod tests {
         let now = DateTime::from_timestamp(vector["timestamp"].as_i64().expect("ts"), 0)
             .expect("valid timestamp");
         let verified = scheme
-            .verify(&header_map(&headers), body, now)
+            .verify_now(&header_map(&headers), body, now)
             .expect("vector verifies");
         let event = event(scheme.map(&verified, body, received()));
         assert_eq!(event.event_id.as_str(), "msg_2pY8uQ1vZ0f");

@@ -106,7 +106,7 @@ async fn send_until(url: &str, stop: tokio::sync::watch::Receiver<bool>) -> Acke
                     serde_json::to_vec(&native(&event_id, "processing.progress", &video, &at))
                         .unwrap();
                 let mut request = http.post(format!("{url}/webhooks/demo")).body(body.clone());
-                for (name, value) in demo.sign(&event_id, Utc::now(), &body) {
+                for (name, value) in demo.sign(&event_id, Utc::now(), &body).unwrap() {
                     request = request.header(name, value);
                 }
                 if let Ok(response) = request.send().await {

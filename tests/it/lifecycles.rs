@@ -280,19 +280,16 @@ async fn hmac_sha256_provider_with_and_without_prefix() {
 async fn a_rotated_secret_still_verifies_with_the_old_key() {
     let app = spawn_app().await;
     // Sign with the old secret only, as a provider that has not picked up the new one yet.
-    let old =
-        video_status::providers::Providers::from_config(&[video_status::config::ProviderConfig {
-            name: "rotating".into(),
-            scheme: video_status::config::SchemeName::Standard,
-            secrets: vec![video_status::config::Secret::new(
+    let old = video_status::providers::Providers::from_config(&[
+        video_status::config::ProviderConfig::new(
+            "rotating",
+            video_status::config::SchemeName::Standard,
+            vec![video_status::config::Secret::new(
                 crate::support::ROTATED_OLD,
             )],
-            tolerance_secs: 300,
-            mapper: None,
-            header: None,
-            types: Default::default(),
-        }])
-        .unwrap();
+        ),
+    ])
+    .unwrap();
     let body = serde_json::to_vec(&native(
         "evt_rot",
         "uploaded",
@@ -303,7 +300,8 @@ async fn a_rotated_secret_still_verifies_with_the_old_key() {
     let headers = old
         .get("rotating")
         .unwrap()
-        .sign("evt_rot", chrono::Utc::now(), &body);
+        .sign("evt_rot", chrono::Utc::now(), &body)
+        .unwrap();
     let answer = app.post_raw("rotating", &headers, body).await;
     assert_eq!(answer.body["status"], "accepted", "{}", answer.text);
     app.stop().await;

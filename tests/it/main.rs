@@ -13,4 +13,5 @@ mod projection;
 mod rebuild;
 mod rebuild_props;
 mod remap;
+mod schemes;
 mod sse;

@@ -15,13 +15,9 @@ fn fixture(relative: &str) -> Vec<u8> {
 
 fn hmac_provider(name: &str, mapper: MapperConfig) -> ProviderConfig {
     ProviderConfig {
-        name: name.into(),
-        scheme: SchemeName::HmacSha256,
-        secrets: vec![Secret::new(HMAC_SECRET)],
-        tolerance_secs: 300,
         mapper: Some(mapper),
         header: Some("X-Webhook-Signature".into()),
-        types: Default::default(),
+        ..ProviderConfig::new(name, SchemeName::HmacSha256, vec![Secret::new(HMAC_SECRET)])
     }
 }
 

@@ -35,32 +35,19 @@ pub struct TestApp {
 /// the new one first), `plain` (hmac-sha256).
 pub fn test_providers() -> Vec<ProviderConfig> {
     vec![
+        ProviderConfig::new("demo", SchemeName::Standard, vec![Secret::new(DEMO_SECRET)]),
+        ProviderConfig::new(
+            "rotating",
+            SchemeName::Standard,
+            vec![Secret::new(ROTATED_NEW), Secret::new(ROTATED_OLD)],
+        ),
         ProviderConfig {
-            name: "demo".into(),
-            scheme: SchemeName::Standard,
-            secrets: vec![Secret::new(DEMO_SECRET)],
-            tolerance_secs: 300,
-            mapper: None,
-            header: None,
-            types: Default::default(),
-        },
-        ProviderConfig {
-            name: "rotating".into(),
-            scheme: SchemeName::Standard,
-            secrets: vec![Secret::new(ROTATED_NEW), Secret::new(ROTATED_OLD)],
-            tolerance_secs: 300,
-            mapper: None,
-            header: None,
-            types: Default::default(),
-        },
-        ProviderConfig {
-            name: "plain".into(),
-            scheme: SchemeName::HmacSha256,
-            secrets: vec![Secret::new(HMAC_SECRET)],
-            tolerance_secs: 300,
-            mapper: None,
             header: Some("X-Webhook-Signature".into()),
-            types: Default::default(),
+            ..ProviderConfig::new(
+                "plain",
+                SchemeName::HmacSha256,
+                vec![Secret::new(HMAC_SECRET)],
+            )
         },
     ]
 }
@@ -151,6 +138,7 @@ impl TestApp {
             .get(provider)
             .unwrap()
             .sign(event_id, at, body)
+            .expect("the test provider can sign")
     }
 
     /// Posts `body` signed now, as the provider would.
