@@ -291,7 +291,7 @@ async fn the_sample_config_in_ops_loads_and_starts() {
         },
     )
     .expect("the documented sample config is valid");
-    assert_eq!(config.providers.len(), 6);
+    assert_eq!(config.providers.len(), 8);
     let app = Application::build(config).await.expect("and starts");
     drop(app);
 }
