@@ -13,6 +13,7 @@ use tracing::info;
 use crate::actor::VideoManager;
 use crate::auth::{KeyError, SubscriberAuth};
 use crate::config::Config;
+use crate::correlation::Correlator;
 use crate::ingress;
 use crate::projection::rebuild::Rebuilder;
 use crate::providers::health::ProviderHealth;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub providers: Providers,
     /// What each provider has been sending, for `/metrics` and `/readyz`.
     pub provider_health: ProviderHealth,
+    /// Which video an id names, when a provider knows one video by several ids.
+    pub correlator: Correlator,
     pub videos: VideoManager,
     pub hub: Hub,
     pub rebuilder: Rebuilder,
@@ -72,6 +75,7 @@ impl Application {
                 .await?;
         let hub = Hub::start(&store, config.sse.global_buffer);
         let rebuilder = Rebuilder::new(store.clone());
+        let correlator = Correlator::new(store.clone());
         rebuilder
             .rebuild_if_fold_changed()
             .await
@@ -86,6 +90,7 @@ impl Application {
                 config: Arc::new(config),
                 store,
                 provider_health,
+                correlator,
                 providers,
                 videos,
                 hub,

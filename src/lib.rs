@@ -18,6 +18,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod correlation;
 pub mod event;
 pub mod ingress;
 pub mod lifecycle;

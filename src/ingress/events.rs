@@ -108,7 +108,7 @@ pub async fn video_stream(
     state: AppState,
 ) -> Result<Response, ApiError> {
     let access = subscriber_access(&headers, params.token.as_deref(), &state)?;
-    let video_id = parse_video_id(&raw_id)?;
+    let video_id = state.correlator.resolve(&parse_video_id(&raw_id)?).await?;
     if !access.may_watch(&video_id) {
         return Err(ApiError::from(crate::auth::AuthError::Forbidden));
     }

@@ -48,7 +48,13 @@ pub async fn get_status(
     if let Some(at) = params.at.as_deref() {
         return status_at(&video_id, at, &access, &state).await;
     }
-    let status = state.store.get_status(&video_id).await?;
+    let mut status = state.store.get_status(&video_id).await?;
+    if status.is_none() {
+        let video = state.correlator.resolve(&video_id).await?;
+        if video != video_id {
+            status = state.store.get_status(&video).await?;
+        }
+    }
     check_video_access(&access, &video_id, status.as_ref().map(|s| &s.provider))?;
     match status {
         Some(status) => Ok(warp::reply::json(&status)),
@@ -212,7 +218,7 @@ pub async fn history(
     state: AppState,
 ) -> Result<warp::reply::Json, ApiError> {
     let access = subscriber_access(&headers, params.token.as_deref(), &state)?;
-    let video_id = parse_video_id(&raw_id)?;
+    let video_id = state.correlator.resolve(&parse_video_id(&raw_id)?).await?;
     let stored = state.store.read_stream(&video_id).await?;
     check_video_access(&access, &video_id, stored.last().map(|s| &s.event.provider))?;
     if stored.is_empty() {

@@ -150,7 +150,10 @@ pub(super) async fn store_mapped(
                 outcome: None,
             })
         }
-        Mapped::Event(event) => {
+        Mapped::Event(mut event) => {
+            if let Some(aliases) = provider.aliases(&event) {
+                event.video_id = state.correlator.video_for(event.video_id, aliases).await?;
+            }
             let span = Span::current();
             span.record("event_id", event.event_id.as_str());
             span.record("video_id", event.video_id.as_str());

@@ -336,6 +336,25 @@ impl Provider {
         }
     }
 
+    /// The other ids this provider knows the event's video by (which its mapper kept in the
+    /// event's metadata): an upload id, an asset id, the app's own id. `None` for providers with
+    /// one id per video. An event with no other id still takes part (`Some` of nothing): its id
+    /// must be known for a later event that links it.
+    pub fn aliases(&self, event: &VideoEvent) -> Option<Vec<VideoId>> {
+        let keys: &[&str] = match self.mapper {
+            Mapper::Mux => &["passthrough", "mux_asset_id", "mux_upload_id"],
+            Mapper::CloudflareStream => &["cloudflare_uid"],
+            _ => return None,
+        };
+        let aliases = keys
+            .iter()
+            .filter_map(|key| event.metadata.get(key)?.as_str())
+            .filter_map(|raw| VideoId::parse(raw).ok())
+            .filter(|id| id != &event.video_id)
+            .collect();
+        Some(aliases)
+    }
+
     /// Headers a sender attaches to `body` (signed with the first secret): used by `simulate` and
     /// tests. Names are lowercase. A provider configured with public keys only cannot sign.
     pub fn sign(

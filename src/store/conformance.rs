@@ -871,6 +871,39 @@ pub async fn changes_announce_appends_in_position_order<S: EventStore>(store: &S
     assert_eq!(positions, (1..=40).collect::<Vec<u64>>());
 }
 
+/// An alias names one video, the first link wins, and a video's own id resolves to itself.
+pub async fn aliases_link_once_and_resolve<S: EventStore>(store: &S) {
+    let id = |raw: &str| VideoId::parse(raw).unwrap();
+    store
+        .link_aliases(id("vid_app"), vec![id("asset_1"), id("upload_1")])
+        .await
+        .unwrap();
+    // A later, conflicting link does not move an alias already taken.
+    store
+        .link_aliases(id("vid_other"), vec![id("asset_1"), id("upload_2")])
+        .await
+        .unwrap();
+    let found = store
+        .resolve_aliases(vec![
+            id("upload_1"),
+            id("never_linked"),
+            id("asset_1"),
+            id("vid_app"),
+            id("upload_2"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        found,
+        vec![
+            (id("upload_1"), id("vid_app")),
+            (id("asset_1"), id("vid_app")),
+            (id("vid_app"), id("vid_app")),
+            (id("upload_2"), id("vid_other")),
+        ]
+    );
+}
+
 /// Expands to one `#[tokio::test]` per conformance check, each on a fresh store from `$fresh`
 /// (an `async fn() -> (Guard, Store)`; the guard, e.g. a temp dir, lives as long as the test).
 /// A new check is added here once and runs on every backend.
@@ -895,6 +928,7 @@ macro_rules! conformance_tests {
             quarantine_round_trips_oldest_first,
             concurrent_appends_share_commits,
             changes_announce_appends_in_position_order,
+            aliases_link_once_and_resolve,
         );
     };
     (@each $fresh:path; $($check:ident),* $(,)?) => {$(

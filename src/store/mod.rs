@@ -296,6 +296,20 @@ pub trait EventStore: Send + Sync {
     /// Removes a quarantined request once a replay stored it (or recorded it as ignored).
     fn release_quarantined(&self, id: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// For each of `ids` that is a known alias, the video it names, in the order of `ids`.
+    fn resolve_aliases(
+        &self,
+        ids: Vec<VideoId>,
+    ) -> impl Future<Output = Result<Vec<(VideoId, VideoId)>, StoreError>> + Send;
+
+    /// Links each of `aliases` to `video` (the video's own id included, to mark it known), durably.
+    /// An alias already linked keeps its video: the first link wins.
+    fn link_aliases(
+        &self,
+        video: VideoId,
+        aliases: Vec<VideoId>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Answers `Ok` when the store can take a write now (for `/readyz`).
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -431,6 +445,15 @@ impl EventStore for Store {
     }
     async fn release_quarantined(&self, id: u64) -> Result<(), StoreError> {
         delegate!(self, s => s.release_quarantined(id).await)
+    }
+    async fn resolve_aliases(
+        &self,
+        ids: Vec<VideoId>,
+    ) -> Result<Vec<(VideoId, VideoId)>, StoreError> {
+        delegate!(self, s => s.resolve_aliases(ids).await)
+    }
+    async fn link_aliases(&self, video: VideoId, aliases: Vec<VideoId>) -> Result<(), StoreError> {
+        delegate!(self, s => s.link_aliases(video, aliases).await)
     }
     async fn ping(&self) -> Result<(), StoreError> {
         delegate!(self, s => s.ping().await)

@@ -40,6 +40,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "0002_store_meta",
         sql: include_str!("../../migrations/sqlite/0002_store_meta.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_video_aliases",
+        sql: include_str!("../../migrations/sqlite/0003_video_aliases.sql"),
+    },
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -118,6 +123,9 @@ const SELECT_DELIVERIES: &str = "SELECT position, stream_version, payload, raw F
     WHERE position > ?1 ORDER BY position LIMIT ?2";
 const SELECT_HEAD: &str = "SELECT COALESCE(MAX(position), 0) FROM events";
 const SELECT_STATUS: &str = "SELECT doc FROM status WHERE video_id = ?1";
+const SELECT_ALIAS: &str = "SELECT video_id FROM video_aliases WHERE alias = ?1";
+const INSERT_ALIAS: &str =
+    "INSERT INTO video_aliases (alias, video_id) VALUES (?1, ?2) ON CONFLICT (alias) DO NOTHING";
 /// `list_statuses` adds the filters it was given to this, then [`STATUS_PAGE_ORDER`].
 const SELECT_STATUS_PAGE: &str = "SELECT doc FROM status";
 const STATUS_PAGE_BY_STATUS: &str = "status = :status";
@@ -461,6 +469,34 @@ impl EventStore for SqliteStore {
         self.write(|reply| Job::ReleaseQuarantined(id, reply)).await
     }
 
+    async fn resolve_aliases(
+        &self,
+        ids: Vec<VideoId>,
+    ) -> Result<Vec<(VideoId, VideoId)>, StoreError> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(SELECT_ALIAS)?;
+            let mut found = Vec::new();
+            for id in ids {
+                let video: Option<String> = statement
+                    .query_row(params![id.as_str()], |row| row.get(0))
+                    .optional()?;
+                if let Some(video) = video {
+                    found.push((
+                        id,
+                        parse_id(VideoId::parse, video, "video_aliases.video_id")?,
+                    ));
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn link_aliases(&self, video: VideoId, aliases: Vec<VideoId>) -> Result<(), StoreError> {
+        self.write(|reply| Job::LinkAliases(video, aliases, reply))
+            .await
+    }
+
     async fn quarantine(&self, record: QuarantineRecord) -> Result<u64, StoreError> {
         self.write(|reply| Job::Quarantine(Box::new(record), reply))
             .await
@@ -589,6 +625,7 @@ enum Job {
     RecordAudit(Box<AuditRecord>, Reply<()>),
     Quarantine(Box<QuarantineRecord>, Reply<u64>),
     ReleaseQuarantined(u64, Reply<()>),
+    LinkAliases(VideoId, Vec<VideoId>, Reply<()>),
     Ping(Reply<()>),
 }
 
@@ -786,6 +823,16 @@ impl Job {
             Job::Quarantine(record, reply) => {
                 Pending::Id(reply, batch.run(|conn| quarantine(conn, &record)))
             }
+            Job::LinkAliases(video, aliases, reply) => Pending::Unit(
+                reply,
+                batch.run(|conn| {
+                    let mut insert = conn.prepare_cached(INSERT_ALIAS)?;
+                    for alias in std::iter::once(&video).chain(&aliases) {
+                        insert.execute(params![alias.as_str(), video.as_str()])?;
+                    }
+                    Ok(())
+                }),
+            ),
             // Answered with the batch: Ok only once the writer could take the lock and commit.
             Job::Ping(reply) => Pending::Unit(reply, Ok(())),
         }

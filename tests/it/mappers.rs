@@ -167,3 +167,87 @@ fn a_typo_in_a_generic_mapper_table_names_the_key() {
     assert!(error.contains("mapper.types.asset.live"), "{error}");
     assert!(error.contains("done"), "{error}");
 }
+
+/// A Mux fixture with `edit` applied: to drop the ids that link upload, asset and app.
+fn mux_body(file: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let mut body: serde_json::Value =
+        serde_json::from_slice(&fixture(&format!("mux/{file}"))).unwrap();
+    edit(&mut body);
+    serde_json::to_vec(&body).unwrap()
+}
+
+async fn post_mux(app: &crate::support::TestApp, body: Vec<u8>) -> crate::support::Answer {
+    let headers = app.sign("muxhook", "unused", Utc::now(), &body);
+    app.post_raw("muxhook", &headers, body).await
+}
+
+const UPLOAD_ID: &str = "Lw8XkT2p9aHqb01Zx5m00cVvRr3sNdy4";
+const ASSET_ID: &str = "Qm4Zt01vXy2cA7bLd9sHw00kPpN3eRuf6";
+
+#[tokio::test]
+async fn mux_upload_and_asset_end_as_one_video_in_either_order_and_every_id_reads_it() {
+    for ready_first in [true, false] {
+        let app = spawn_app_with(|config| {
+            config.providers.push(hmac_provider(
+                "muxhook",
+                MapperConfig::Builtin("mux".into()),
+            ))
+        })
+        .await;
+        // The asset event knows neither the app's id nor the upload: only the asset id.
+        let ready = mux_body("03-video.asset.ready.json", |body| {
+            let data = body["data"].as_object_mut().unwrap();
+            data.remove("passthrough");
+            data.remove("upload_id");
+        });
+        // The upload event carries the link: upload id, asset id and the app's id.
+        let upload = mux_body("01-video.upload.asset_created.json", |_| {});
+        let order = if ready_first {
+            [ready, upload]
+        } else {
+            [upload, ready]
+        };
+        for body in order {
+            let answer = post_mux(&app, body).await;
+            assert_eq!(answer.body["status"], "accepted", "{}", answer.text);
+        }
+
+        let listed = app.get("/videos").await;
+        let videos = listed.body["videos"].as_array().unwrap();
+        assert_eq!(videos.len(), 1, "one video, not two: {}", listed.text);
+        let video_id = videos[0]["video_id"].as_str().unwrap().to_string();
+        assert_eq!(videos[0]["status"], "ready", "{}", listed.text);
+        assert_eq!(videos[0]["version"], 2);
+        // The first id seen decides the video: the asset id when the asset came first.
+        let expected = if ready_first { ASSET_ID } else { "vid_7731" };
+        assert_eq!(video_id, expected);
+
+        for alias in ["vid_7731", ASSET_ID, UPLOAD_ID] {
+            let status = app.get(&format!("/videos/{alias}")).await;
+            assert_eq!(status.status, 200, "{alias}: {}", status.text);
+            assert_eq!(status.body["video_id"], expected, "{alias}");
+            let history = app.get(&format!("/videos/{alias}/history")).await;
+            assert_eq!(
+                history.body["events"].as_array().unwrap().len(),
+                2,
+                "{alias}"
+            );
+        }
+
+        // SSE on an alias follows the one video.
+        let mut sse = crate::support::SseClient::connect(
+            &app.url(&format!("/videos/{UPLOAD_ID}/events")),
+            &[],
+        )
+        .await;
+        let first = sse.next_status().await;
+        let status: serde_json::Value = serde_json::from_str(&first.data).unwrap();
+        assert_eq!(status["video_id"], expected);
+        let deleted = post_mux(&app, mux_body("06-video.asset.deleted.json", |_| {})).await;
+        assert_eq!(deleted.body["video_id"], expected, "{}", deleted.text);
+        let next = sse.next_status().await;
+        let status: serde_json::Value = serde_json::from_str(&next.data).unwrap();
+        assert_eq!(status["status"], "deleted");
+        app.stop().await;
+    }
+}
