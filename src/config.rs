@@ -19,6 +19,65 @@ pub const ENV_PREFIX: &str = "VIDEO_STATUS_";
 /// Public on purpose: it only ever guards a local demo.
 pub const DEMO_SECRET: &str = "whsec_dmlkZW8tc3RhdHVzLWRlbW8tc2VjcmV0LWRvLW5vdC11c2U=";
 
+/// Each demo provider `serve` runs beside `demo` when no provider is configured: its name (the
+/// `{provider}` of `/webhooks/{provider}`, and `simulate --provider`), scheme, public dev secret
+/// (for `fal`, the hex seed of a dev Ed25519 key), signature header and mapper. They let anyone
+/// try a provider's own payloads and signatures with `simulate`, without an account.
+pub const DEMO_PROVIDERS: &[DemoProvider] = &[
+    DemoProvider {
+        name: "mux",
+        scheme: SchemeName::Mux,
+        secret: "video-status-demo-mux-signing-secret",
+        header: None,
+        mapper: "mux",
+    },
+    DemoProvider {
+        name: "cloudflare-stream",
+        scheme: SchemeName::CloudflareStream,
+        secret: "video-status-demo-cloudflare-secret",
+        header: None,
+        mapper: "cloudflare-stream",
+    },
+    DemoProvider {
+        name: "fal",
+        scheme: SchemeName::Ed25519,
+        secret: "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+        header: None,
+        mapper: "fal",
+    },
+    DemoProvider {
+        name: "api-video",
+        scheme: SchemeName::HmacSha256,
+        secret: "sig_sec_video-status-demo",
+        header: Some("X-Api-Video-Signature"),
+        mapper: "api-video",
+    },
+];
+
+/// See [`DEMO_PROVIDERS`].
+#[derive(Debug, Clone, Copy)]
+pub struct DemoProvider {
+    pub name: &'static str,
+    pub scheme: SchemeName,
+    pub secret: &'static str,
+    pub header: Option<&'static str>,
+    pub mapper: &'static str,
+}
+
+impl DemoProvider {
+    pub fn find(name: &str) -> Option<&'static DemoProvider> {
+        DEMO_PROVIDERS.iter().find(|demo| demo.name == name)
+    }
+
+    pub fn config(&self) -> ProviderConfig {
+        ProviderConfig {
+            header: self.header.map(str::to_string),
+            mapper: Some(MapperConfig::Builtin(self.mapper.to_string())),
+            ..ProviderConfig::new(self.name, self.scheme, vec![Secret::new(self.secret)])
+        }
+    }
+}
+
 /// A secret value: its `Debug` and `Display` never print it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -358,8 +417,8 @@ impl Config {
         Ok(config)
     }
 
-    /// The config `serve` runs with when it is given no file: the embedded store and a `demo`
-    /// provider on the public [`DEMO_SECRET`].
+    /// The config `serve` runs with when it is given no file: the embedded store, a `demo`
+    /// provider on the public [`DEMO_SECRET`] and the [`DEMO_PROVIDERS`].
     pub fn with_demo_provider(mut self) -> Config {
         if self.providers.is_empty() {
             self.providers.push(ProviderConfig::new(
@@ -367,6 +426,8 @@ impl Config {
                 SchemeName::Standard,
                 vec![Secret::new(DEMO_SECRET)],
             ));
+            self.providers
+                .extend(DEMO_PROVIDERS.iter().map(DemoProvider::config));
         }
         self
     }

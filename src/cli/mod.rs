@@ -1,6 +1,7 @@
 //! The `video-status` command line: thin over the library (parse flags, call it, print).
 
 pub mod migrate;
+pub mod payloads;
 pub mod rebuild;
 pub mod serve;
 pub mod simulate;

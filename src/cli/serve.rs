@@ -6,7 +6,7 @@ use tracing::{info, warn};
 
 use super::ServeArgs;
 use crate::app::{shutdown_signal, Application};
-use crate::config::DEMO_SECRET;
+use crate::config::{DEMO_PROVIDERS, DEMO_SECRET};
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = args.store.load(args.listen)?;
@@ -23,6 +23,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         ));
         announce(&format!("demo dev secret: {DEMO_SECRET}"));
         announce(&format!("try: video-status simulate --url http://{addr}"));
+        let others: Vec<&str> = DEMO_PROVIDERS.iter().map(|demo| demo.name).collect();
+        announce(&format!(
+            "also: {} (their own payloads and signatures, public dev keys): \
+             video-status simulate --url http://{addr} --provider {}",
+            others.join(", "),
+            others[0]
+        ));
     }
     info!(%addr, store = %app.state().config.store, "serving");
     app.run_until_stopped(shutdown_signal()).await;

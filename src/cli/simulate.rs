@@ -21,7 +21,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use crate::config::{ProviderConfig, SchemeName, Secret, DEMO_SECRET};
+use super::payloads::{self, Payload};
+use crate::config::{DemoProvider, ProviderConfig, SchemeName, Secret, DEMO_SECRET};
 use crate::providers::{Provider, Providers};
 
 const DEFAULT_URL: &str = "http://127.0.0.1:8080";
@@ -42,13 +43,24 @@ pub struct SimulateArgs {
     #[arg(long, default_value = DEFAULT_PROVIDER)]
     pub provider: String,
     /// Signature scheme of that provider: `standard`, `hmac-sha256`, `stripe`, `mux`,
-    /// `cloudflare-stream` or `ed25519` (its `--secret` a private key); bodies are native.
-    #[arg(long, default_value = "standard", value_parser = parse_scheme)]
-    pub scheme: SchemeName,
-    /// Secret the provider signs with (default: the `demo` provider's public dev secret).
-    #[arg(long, env = "VIDEO_STATUS_SIMULATE_SECRET", default_value = DEMO_SECRET,
-          hide_default_value = true, hide_env_values = true, value_parser = parse_secret)]
-    pub secret: Secret,
+    /// `cloudflare-stream` or `ed25519` (its `--secret` a private key). Default: the scheme of
+    /// the demo provider of that name (`mux`, `cloudflare-stream`, `fal`, `api-video`), else
+    /// `standard`.
+    #[arg(long, value_parser = parse_scheme)]
+    pub scheme: Option<SchemeName>,
+    /// Secret the provider signs with. Default: the public dev secret of the demo provider of
+    /// that name (`serve` without a config runs them all).
+    #[arg(long, env = "VIDEO_STATUS_SIMULATE_SECRET", hide_env_values = true,
+          value_parser = parse_secret)]
+    pub secret: Option<Secret>,
+    /// `hmac-sha256`: the header the signature goes in (default: the demo provider's, else
+    /// `X-Webhook-Signature`).
+    #[arg(long)]
+    pub header: Option<String>,
+    /// Body shape: `native`, `mux`, `cloudflare-stream`, `fal` or `api-video`, each with the
+    /// lifecycle events that provider sends. Default: the demo provider's mapper, else `native`.
+    #[arg(long, value_enum)]
+    pub payload: Option<Payload>,
     /// Number of videos, each played through a whole lifecycle.
     #[arg(long, default_value_t = DEFAULT_VIDEOS)]
     pub videos: usize,
@@ -94,8 +106,10 @@ impl Default for SimulateArgs {
         SimulateArgs {
             url: DEFAULT_URL.into(),
             provider: DEFAULT_PROVIDER.into(),
-            scheme: SchemeName::Standard,
-            secret: Secret::new(DEMO_SECRET),
+            scheme: None,
+            secret: None,
+            header: None,
+            payload: None,
             videos: DEFAULT_VIDEOS,
             concurrency: DEFAULT_CONCURRENCY,
             shuffle: false,
@@ -135,13 +149,33 @@ impl SimulateArgs {
         self
     }
 
-    /// Where and how the deliveries are sent.
+    /// The body shape: `--payload`, else the demo provider's, else native.
+    pub fn payload(&self) -> Payload {
+        self.payload
+            .or_else(|| {
+                DemoProvider::find(&self.provider).and_then(|demo| Payload::of_mapper(demo.mapper))
+            })
+            .unwrap_or(Payload::Native)
+    }
+
+    /// Where and how the deliveries are sent: flags first, then the demo provider of that name.
     pub fn target(&self) -> Target {
+        let demo = DemoProvider::find(&self.provider);
         Target {
             url: self.url.clone(),
             provider: self.provider.clone(),
-            scheme: self.scheme,
-            secret: self.secret.clone(),
+            scheme: self
+                .scheme
+                .or(demo.map(|demo| demo.scheme))
+                .unwrap_or(SchemeName::Standard),
+            secret: self
+                .secret
+                .clone()
+                .unwrap_or_else(|| Secret::new(demo.map_or(DEMO_SECRET, |demo| demo.secret))),
+            header: self
+                .header
+                .clone()
+                .or_else(|| demo.and_then(|demo| demo.header.map(str::to_string))),
             retries: self.retries,
             timeout: Duration::from_secs(self.timeout_secs),
         }
@@ -221,6 +255,7 @@ pub fn plan(args: &SimulateArgs) -> Vec<Delivery> {
 
     // Exact counts rather than per-item coin flips, so a small run still shows failures and
     // duplicates in the proportions asked for.
+    let payload = args.payload();
     let failing = pick(&mut rng, args.videos, args.fail_ratio);
     let lifecycles: Vec<Vec<Event>> = (0..args.videos)
         .map(|index| lifecycle(&mut rng, prefix, start, index, failing[index]))
@@ -233,7 +268,9 @@ pub fn plan(args: &SimulateArgs) -> Vec<Delivery> {
         let start = deliveries.len();
         for event in events {
             let twice = duplicated.next().unwrap_or(false);
-            let delivery = event.into_delivery();
+            let Some(delivery) = event.into_delivery(payload) else {
+                continue;
+            };
             if twice {
                 // In order, a redelivery follows its original, as a provider's retry would.
                 deliveries.push(delivery.clone());
@@ -286,19 +323,35 @@ impl Event {
         }
     }
 
-    fn into_delivery(self) -> Delivery {
-        let body = json!({
-            "id": self.event_id,
-            "type": self.event_type,
-            "timestamp": self.occurred_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-            "data": self.data,
-        });
-        Delivery {
+    /// The event shaped as `payload`'s provider sends it; `None` for a step it never sends.
+    fn into_delivery(self, payload: Payload) -> Option<Delivery> {
+        let (event_id, body) = if payload == Payload::Native {
+            // Millisecond timestamps, as the native bodies have always carried them.
+            let body = json!({
+                "id": self.event_id,
+                "type": self.event_type,
+                "timestamp": self.occurred_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+                "data": self.data,
+            });
+            (self.event_id.clone(), body)
+        } else {
+            payloads::render(
+                payload,
+                &payloads::Step {
+                    video_id: &self.video_id,
+                    event_id: &self.event_id,
+                    event_type: self.event_type,
+                    occurred_at: self.occurred_at,
+                    data: &self.data,
+                },
+            )?
+        };
+        Some(Delivery {
             video_id: self.video_id,
-            event_id: self.event_id,
+            event_id,
             event_type: self.event_type,
             body: Bytes::from(serde_json::to_vec(&body).expect("a JSON value serializes")),
-        }
+        })
     }
 }
 
@@ -381,7 +434,8 @@ pub fn plan_uploads(prefix: &str, videos: Range<usize>, start: DateTime<Utc>) ->
                 json!({}),
                 &metadata(index),
             )
-            .into_delivery()
+            .into_delivery(Payload::Native)
+            .expect("the native shape sends every step")
         })
         .collect()
 }
@@ -403,6 +457,8 @@ pub struct Target {
     pub provider: String,
     pub scheme: SchemeName,
     pub secret: Secret,
+    /// `hmac-sha256`: the signature header, when not the default one.
+    pub header: Option<String>,
     /// Extra attempts after a 503 or a connection error.
     pub retries: u32,
     /// Longest wait for one response.
@@ -428,11 +484,14 @@ impl Target {
 
     /// The provider as the server would configure it: its `sign` is the scheme's own.
     fn signer(&self) -> anyhow::Result<Arc<Provider>> {
-        let config = ProviderConfig::new(
-            self.provider.clone(),
-            self.scheme,
-            vec![self.secret.clone()],
-        );
+        let config = ProviderConfig {
+            header: self.header.clone(),
+            ..ProviderConfig::new(
+                self.provider.clone(),
+                self.scheme,
+                vec![self.secret.clone()],
+            )
+        };
         let providers = Providers::from_config(&[config]).context("cannot sign with --secret")?;
         let provider = providers
             .get(&self.provider)
@@ -1027,6 +1086,66 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn each_demo_providers_own_lifecycles_verify_map_and_fold_to_their_end() {
+        use crate::config::DEMO_PROVIDERS;
+        use crate::lifecycle::{Fold, Status};
+        for demo in DEMO_PROVIDERS {
+            let args = SimulateArgs {
+                provider: demo.name.into(),
+                ..args(12, 11)
+            };
+            let signer = args.target().signer().expect("the demo secret signs");
+            let server = Providers::from_config(&[demo.config()]).unwrap();
+            let server = server.get(demo.name).unwrap();
+            let now = Utc::now();
+            let mut folds: std::collections::HashMap<String, Fold> = Default::default();
+            let deliveries = plan(&args);
+            assert!(!deliveries.is_empty(), "{}", demo.name);
+            for delivery in deliveries {
+                let mut headers = http::HeaderMap::new();
+                for (name, value) in signer
+                    .sign(&delivery.event_id, now, &delivery.body)
+                    .unwrap()
+                {
+                    headers.insert(
+                        http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                        http::HeaderValue::from_str(&value).unwrap(),
+                    );
+                }
+                let verified = server
+                    .verify(&headers, &delivery.body, now)
+                    .await
+                    .unwrap_or_else(|e| panic!("{}: {e}", demo.name));
+                match server.map(&verified, &delivery.body, now) {
+                    Ok(Mapped::Event(event)) => {
+                        assert_eq!(event.video_id.as_str(), delivery.video_id, "{}", demo.name);
+                        folds
+                            .entry(delivery.video_id.clone())
+                            .or_default()
+                            .insert(event);
+                    }
+                    other => panic!("{} {}: {other:?}", demo.name, delivery.event_type),
+                }
+            }
+            let ends: std::collections::BTreeSet<&str> = folds
+                .values()
+                .map(|fold| fold.state().expect("folded").status.as_str())
+                .collect();
+            let expected: &[&str] = match demo.name {
+                // api.video sends no ready or failed webhook.
+                "api-video" => &[Status::Processed.as_str(), Status::Uploaded.as_str()],
+                _ => &[Status::Failed.as_str(), Status::Ready.as_str()],
+            };
+            assert_eq!(
+                ends.into_iter().collect::<Vec<_>>(),
+                expected,
+                "{}",
+                demo.name
+            );
+        }
+    }
+
     /// A stand-in server on port 0: answers `accepted` for a new `webhook-id` and `duplicate`
     /// for a known one, or 503 (Retry-After: 0) to the first attempt of each id when `flaky`;
     /// records the order in which ids arrived.
@@ -1143,7 +1262,7 @@ mod tests {
         }
         let parsed = Cli::parse_from(["simulate"]).args;
         assert!(parsed.shuffled());
-        assert_eq!(parsed.secret.expose(), DEMO_SECRET);
+        assert_eq!(parsed.target().secret.expose(), DEMO_SECRET);
         assert_eq!((parsed.videos, parsed.concurrency), (20, 8));
         assert!(!Cli::parse_from(["simulate", "--in-order"]).args.shuffled());
         assert!(Cli::parse_from(["simulate", "--in-order", "--shuffle"])
