@@ -9,6 +9,7 @@ mod reads;
 pub mod reject;
 mod webhook;
 
+use warp::filters::BoxedFilter;
 use warp::http::{header, HeaderMap};
 use warp::{Filter, Reply};
 
@@ -41,9 +42,9 @@ fn with_state(
 }
 
 /// Every route of the service.
-pub fn routes(
-    state: AppState,
-) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
+/// Boxed: the nested filter types are deep enough that checking their future's `Unpin` where the
+/// server runs them overflows the compiler's recursion limit in release builds (E0275).
+pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
     // Paths before methods: an unknown path must reject as 404, not as 405 from the first
     // method filter it met.
     let webhook = warp::path!("webhooks" / String)
@@ -171,6 +172,8 @@ pub fn routes(
         .with(cors)
         .recover(reject::recover)
         .with(warp::trace::request())
+        .map(Reply::into_response)
+        .boxed()
 }
 
 /// CORS for browser clients on other origins (`http.cors_origins`); none configured: only

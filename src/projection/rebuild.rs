@@ -23,7 +23,7 @@ use crate::store::{EventStore, RebuiltStatus, Store, StoreError, StoredEvent, St
 const READ_BATCH: usize = 10_000;
 /// Most statuses per write to the shadow table. An online rebuild shares the store's writer with
 /// the webhooks: a smaller write delays the commits queued behind it less.
-const SHADOW_BATCH: usize = 2_000;
+const SHADOW_BATCH: usize = 500;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -116,21 +116,44 @@ impl Rebuilder {
             report.clone()
         };
         let this = self.clone();
-        tokio::spawn(async move {
-            let progress = |update: &RebuildReport| *this.lock() = update.clone();
-            let outcome = rebuild(&this.store, progress).await;
-            let mut report = this.lock();
-            match outcome {
-                Ok(done) => *report = done,
-                Err(error) => {
-                    error!(%error, "rebuild failed; the previous status table stays");
-                    report.phase = Phase::Failed;
-                    report.error = Some(error.to_string());
-                    report.finished_at = Some(Utc::now());
+        // A thread of its own, at a lower CPU priority, with a runtime of its own: the threads it
+        // starts for reading and folding inherit the priority, so the rebuild takes the cycles
+        // webhooks leave and does not stretch their latency.
+        let spawned = std::thread::Builder::new()
+            .name("online-rebuild".into())
+            .spawn({
+                let this = this.clone();
+                move || {
+                    lower_priority();
+                    let outcome = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| StoreError::Unavailable(Box::new(e)))
+                        .and_then(|runtime| {
+                            runtime.block_on(rebuild(&this.store, |update| {
+                                *this.lock() = update.clone()
+                            }))
+                        });
+                    this.finish(outcome);
                 }
-            }
-        });
+            });
+        if let Err(error) = spawned {
+            this.finish(Err(StoreError::Unavailable(Box::new(error))));
+        }
         Ok(started)
+    }
+
+    fn finish(&self, outcome: Result<RebuildReport, StoreError>) {
+        let mut report = self.lock();
+        match outcome {
+            Ok(done) => *report = done,
+            Err(error) => {
+                error!(%error, "rebuild failed; the previous status table stays");
+                report.phase = Phase::Failed;
+                report.error = Some(error.to_string());
+                report.finished_at = Some(Utc::now());
+            }
+        }
     }
 
     /// On start: a status table built by another fold version is rebuilt in the background
@@ -150,6 +173,25 @@ impl Rebuilder {
         self.report
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Nice value of an online rebuild's threads (webhooks run at 0).
+const ONLINE_NICE: i32 = 10;
+
+/// Lowers the calling thread's CPU priority to [`ONLINE_NICE`]; threads it starts inherit it.
+/// Best effort: a rebuild at normal priority is still correct.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority only reads its integer arguments; `who = 0` is the calling thread
+        // on Linux, where the nice value is per thread.
+        let failed = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, ONLINE_NICE) } != 0;
+        if failed {
+            tracing::warn!(
+                "cannot lower the online rebuild's CPU priority; it runs at normal priority"
+            );
+        }
     }
 }
 
