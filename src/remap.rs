@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::actor::{IngestError, Ingested, VideoManager};
+use crate::correlation::Correlator;
 use crate::event::{RawDelivery, VideoEvent};
 use crate::providers::{Mapped, Provider, Providers};
 use crate::store::{AuditKind, EventStore, Store, StoreError};
@@ -76,8 +77,11 @@ pub async fn remap(
     videos: &VideoManager,
 ) -> Result<RemapReport, RemapError> {
     let mut report = RemapReport::default();
-    check_log(store, providers, &mut report).await?;
-    append_newly_mapped(store, providers, videos, &mut report).await?;
+    // The same correlation as live webhooks: a mapper names a provider's id, the log holds the
+    // video that id was linked to.
+    let correlator = Correlator::new(store.clone());
+    check_log(store, providers, &correlator, &mut report).await?;
+    append_newly_mapped(store, providers, videos, &correlator, &mut report).await?;
     Ok(report)
 }
 
@@ -85,6 +89,7 @@ pub async fn remap(
 async fn check_log(
     store: &Store,
     providers: &Providers,
+    correlator: &Correlator,
     report: &mut RemapReport,
 ) -> Result<(), StoreError> {
     let head = store.head_position().await?;
@@ -104,7 +109,13 @@ async fn check_log(
                 "position {} ({} {} of video {})",
                 delivery.stored.position, stored.provider, stored.event_id, stored.video_id
             );
-            match map_again(&provider, &delivery.raw, stored.received_at) {
+            let mut mapped = map_again(&provider, &delivery.raw, stored.received_at);
+            if let Ok(Mapped::Event(now)) = &mut mapped {
+                if provider.aliases(now).is_some() {
+                    now.video_id = correlator.resolve(&now.video_id).await?;
+                }
+            }
+            match mapped {
                 Ok(Mapped::Event(now)) if now == *stored => report.events_unchanged += 1,
                 Ok(Mapped::Event(now)) => {
                     report.events_differing += 1;
@@ -137,6 +148,7 @@ async fn append_newly_mapped(
     store: &Store,
     providers: &Providers,
     videos: &VideoManager,
+    correlator: &Correlator,
     report: &mut RemapReport,
 ) -> Result<(), RemapError> {
     let mut after = 0;
@@ -154,10 +166,15 @@ async fn append_newly_mapped(
                 continue;
             };
             match map_again(&provider, &record.raw, record.received_at) {
-                Ok(Mapped::Event(event)) => match videos.ingest(event, record.raw).await? {
-                    Ingested::Appended { .. } => report.ignored_appended += 1,
-                    Ingested::Duplicate { .. } => report.ignored_duplicate += 1,
-                },
+                Ok(Mapped::Event(mut event)) => {
+                    if let Some(aliases) = provider.aliases(&event) {
+                        event.video_id = correlator.video_for(event.video_id, aliases).await?;
+                    }
+                    match videos.ingest(event, record.raw).await? {
+                        Ingested::Appended { .. } => report.ignored_appended += 1,
+                        Ingested::Duplicate { .. } => report.ignored_duplicate += 1,
+                    }
+                }
                 Ok(Mapped::Ignored { .. }) => report.ignored_still_ignored += 1,
                 Err(error) => {
                     report.ignored_unmappable += 1;

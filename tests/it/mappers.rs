@@ -251,3 +251,45 @@ async fn mux_upload_and_asset_end_as_one_video_in_either_order_and_every_id_read
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn remap_finds_correlated_mux_events_unchanged() {
+    let app = spawn_app_with(|config| {
+        config.providers.push(hmac_provider(
+            "muxhook",
+            MapperConfig::Builtin("mux".into()),
+        ))
+    })
+    .await;
+    // The asset event alone starts the video under the asset id; the upload event then maps to
+    // the app's id, and is stored under the asset id by correlation.
+    let ready = mux_body("03-video.asset.ready.json", |body| {
+        let data = body["data"].as_object_mut().unwrap();
+        data.remove("passthrough");
+        data.remove("upload_id");
+    });
+    for body in [
+        ready,
+        mux_body("01-video.upload.asset_created.json", |_| {}),
+    ] {
+        assert_eq!(post_mux(&app, body).await.body["video_id"], ASSET_ID);
+    }
+    let store = app.state.store.clone();
+    let providers =
+        video_status::providers::Providers::from_config(&app.state.config.providers).unwrap();
+    let videos = video_status::actor::VideoManager::start(
+        store.clone(),
+        app.state.config.limits.clone(),
+        app.state.config.actors.clone(),
+    )
+    .await
+    .unwrap();
+    let report = video_status::remap::remap(&store, &providers, &videos)
+        .await
+        .unwrap();
+    videos.shutdown().await;
+    assert_eq!(report.events_checked, 2);
+    assert_eq!(report.events_unchanged, 2, "{:?}", report.notes);
+    assert_eq!(report.events_differing, 0, "{:?}", report.notes);
+    app.stop().await;
+}
