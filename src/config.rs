@@ -200,12 +200,16 @@ pub struct Http {
 pub struct Actors {
     /// Seconds without a webhook after which a video's actor stops and frees its memory.
     pub idle_timeout_secs: u64,
+    /// A passivating actor whose stream has at least this many events keeps a snapshot, so the
+    /// next activation reads the snapshot and the events after it instead of the whole stream.
+    pub snapshot_after_events: u64,
 }
 
 impl Default for Actors {
     fn default() -> Self {
         Actors {
             idle_timeout_secs: 300,
+            snapshot_after_events: 64,
         }
     }
 }

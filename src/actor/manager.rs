@@ -51,6 +51,7 @@ struct Inner {
     store: Store,
     limits: Limits,
     idle_timeout: Duration,
+    snapshot_after: u64,
     supervisor: Mutex<Option<ActorRef<()>>>,
     registry: Mutex<Registry>,
     next_generation: AtomicU64,
@@ -103,6 +104,7 @@ impl VideoManager {
                 store,
                 limits,
                 idle_timeout: actors.idle_timeout(),
+                snapshot_after: actors.snapshot_after_events,
                 supervisor: Mutex::new(None),
                 registry: Mutex::new(Registry::default()),
                 next_generation: AtomicU64::new(1),
@@ -241,6 +243,7 @@ impl VideoManager {
             store: self.inner.store.clone(),
             manager: self.clone(),
             idle_timeout: self.inner.idle_timeout,
+            snapshot_after: self.inner.snapshot_after,
         };
         // `instant` spawning queues deliveries while pre_start loads the stream, so the
         // registry lock is never held across an await.

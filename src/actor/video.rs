@@ -9,10 +9,10 @@ use tracing::{instrument, warn};
 
 use super::manager::{IngestError, VideoManager};
 use crate::event::{RawDelivery, VideoEvent, VideoId};
-use crate::lifecycle::{Fold, Outcome};
+use crate::lifecycle::{Fold, Outcome, Tip, FOLD_VERSION};
 use crate::projection::VideoStatus;
 use crate::store::{
-    AppendOutcome, AppendRequest, AuditKind, AuditRecord, EventStore, Store, StoreError,
+    AppendOutcome, AppendRequest, AuditKind, AuditRecord, EventStore, Snapshot, Store, StoreError,
 };
 
 /// How often an expected-version conflict (another writer on the stream) is retried.
@@ -48,6 +48,23 @@ pub(crate) struct VideoArgs {
     pub store: Store,
     pub manager: VideoManager,
     pub idle_timeout: Duration,
+    pub snapshot_after: u64,
+}
+
+/// What an actor holds of its video: the whole fold, or (started from a snapshot) only its tip,
+/// which takes every event that sorts after the last one; anything else loads the whole stream.
+enum Loaded {
+    Whole(Box<Fold>),
+    Tip(Box<Tip>),
+}
+
+impl Loaded {
+    fn version(&self) -> u64 {
+        match self {
+            Loaded::Whole(fold) => fold.version(),
+            Loaded::Tip(tip) => tip.version(),
+        }
+    }
 }
 
 pub(crate) struct VideoState {
@@ -55,9 +72,13 @@ pub(crate) struct VideoState {
     generation: u64,
     store: Store,
     manager: VideoManager,
-    fold: Fold,
+    loaded: Loaded,
     /// Set when the fold may hold what the log does not: reloaded before the next event.
     stale: bool,
+    /// The version of the snapshot the store holds (or this actor started from), so passivation
+    /// writes one only when the stream grew past it.
+    snapshot_version: u64,
+    snapshot_after: u64,
     idle_timeout: Duration,
     last_activity: Instant,
     idle_timer: JoinHandle<()>,
@@ -73,7 +94,7 @@ impl Actor for VideoActor {
         myself: ActorRef<VideoMsg>,
         args: VideoArgs,
     ) -> Result<VideoState, ActorProcessingErr> {
-        let fold = load_fold(&args.store, &args.video_id).await?;
+        let (loaded, snapshot_version) = activate(&args.store, &args.video_id).await?;
         let check_every = (args.idle_timeout / 4).max(Duration::from_millis(50));
         let idle_timer = myself.send_interval(check_every, || VideoMsg::IdleCheck);
         Ok(VideoState {
@@ -81,8 +102,10 @@ impl Actor for VideoActor {
             generation: args.generation,
             store: args.store,
             manager: args.manager,
-            fold,
+            loaded,
             stale: false,
+            snapshot_version,
+            snapshot_after: args.snapshot_after,
             idle_timeout: args.idle_timeout,
             last_activity: Instant::now(),
             idle_timer,
@@ -108,6 +131,7 @@ impl Actor for VideoActor {
                         .manager
                         .try_passivate(&state.video_id, state.generation)
                 {
+                    state.keep_snapshot().await;
                     myself.stop(Some("idle".into()));
                 }
             }
@@ -134,18 +158,46 @@ impl VideoState {
     ) -> Result<Ingested, IngestError> {
         for _ in 0..MAX_CONFLICT_RETRIES {
             if self.stale {
-                self.fold = load_fold(&self.store, &self.video_id)
-                    .await
-                    .map_err(IngestError::from_store)?;
+                self.loaded = Loaded::Whole(Box::new(
+                    load_fold(&self.store, &self.video_id)
+                        .await
+                        .map_err(IngestError::from_store)?,
+                ));
                 self.stale = false;
             }
-            let expected_version = self.fold.version();
+            let expected_version = self.loaded.version();
             // The event goes into the fold before the store has it (no copy of the fold per
             // webhook); any answer but `Appended` marks the fold stale, to be reloaded from the
             // log. A known id is still sent to the store: its unique key answers whether the
             // body is the same, which the fold alone cannot tell.
-            let is_new = self.fold.insert(event.clone());
-            let status = VideoStatus::from_fold(&self.video_id, &self.fold);
+            let (is_new, outcome, status) = match &mut self.loaded {
+                Loaded::Whole(fold) => {
+                    let is_new = fold.insert(event.clone());
+                    let outcome = fold
+                        .outcome_of(&event.provider, &event.event_id)
+                        .map(|entry| entry.outcome)
+                        .unwrap_or(Outcome::Accepted);
+                    (
+                        is_new,
+                        outcome,
+                        VideoStatus::from_fold(&self.video_id, fold),
+                    )
+                }
+                Loaded::Tip(tip) if tip.takes(&event) => {
+                    let outcome = tip.extend(event.clone());
+                    let status = VideoStatus::from_state(
+                        self.video_id.clone(),
+                        tip.state().clone(),
+                        tip.version(),
+                    );
+                    (true, outcome, Some(status))
+                }
+                // Late for the tip, or an id it cannot rule out: the whole stream decides.
+                Loaded::Tip(_) => {
+                    self.stale = true;
+                    continue;
+                }
+            };
             let request = AppendRequest {
                 expected_version,
                 event: event.clone(),
@@ -158,11 +210,6 @@ impl VideoState {
             }
             match answer {
                 Ok(AppendOutcome::Appended { position, .. }) => {
-                    let outcome = self
-                        .fold
-                        .outcome_of(&event.provider, &event.event_id)
-                        .map(|entry| entry.outcome)
-                        .unwrap_or(Outcome::Accepted);
                     return Ok(Ingested::Appended { outcome, position });
                 }
                 Ok(AppendOutcome::Duplicate { same_body, .. }) => {
@@ -204,6 +251,69 @@ impl VideoState {
             .await
             .map_err(IngestError::from_store)
     }
+}
+
+impl VideoState {
+    /// At passivation: keeps a snapshot when the stream is long and grew since the last one. A
+    /// failure only costs the next activation a longer read, so it is logged, not raised.
+    async fn keep_snapshot(&mut self) {
+        let version = self.loaded.version();
+        if self.stale || version < self.snapshot_after || version <= self.snapshot_version {
+            return;
+        }
+        let tip = match &self.loaded {
+            Loaded::Whole(fold) => Tip::of(fold),
+            Loaded::Tip(tip) => Some(tip.as_ref().clone()),
+        };
+        let Some(tip) = tip else { return };
+        let snapshot = Snapshot {
+            video_id: self.video_id.clone(),
+            version,
+            fold_version: FOLD_VERSION,
+            status: VideoStatus::from_state(self.video_id.clone(), tip.state().clone(), version),
+            last_event: tip.last().clone(),
+        };
+        match self.store.save_snapshot(snapshot).await {
+            Ok(()) => self.snapshot_version = version,
+            Err(error) => warn!(%error, "snapshot not kept"),
+        }
+    }
+}
+
+/// Starts from the video's snapshot and the events after it when they all extend its tip, else
+/// from the whole stream. Also answers the version of the snapshot the store holds (0: none).
+async fn activate(store: &Store, video_id: &VideoId) -> Result<(Loaded, u64), StoreError> {
+    let snapshot = store
+        .load_snapshot(video_id)
+        .await?
+        .filter(|snapshot| snapshot.fold_version == FOLD_VERSION);
+    if let Some(snapshot) = snapshot {
+        let state = snapshot.status.to_state();
+        let mut tip = Tip::new(state, snapshot.version, snapshot.last_event);
+        let tail = store.read_stream_after(video_id, snapshot.version).await?;
+        let mut fits = true;
+        for stored in tail {
+            if !tip.takes(&stored.event) {
+                fits = false;
+                break;
+            }
+            tip.extend(stored.event);
+        }
+        if fits {
+            metrics::counter!("actor_activations_total", "from" => "snapshot").increment(1);
+            return Ok((Loaded::Tip(Box::new(tip)), snapshot.version));
+        }
+        metrics::counter!("actor_activations_total", "from" => "stream").increment(1);
+        return Ok((
+            Loaded::Whole(Box::new(load_fold(store, video_id).await?)),
+            snapshot.version,
+        ));
+    }
+    metrics::counter!("actor_activations_total", "from" => "stream").increment(1);
+    Ok((
+        Loaded::Whole(Box::new(load_fold(store, video_id).await?)),
+        0,
+    ))
 }
 
 async fn load_fold(store: &Store, video_id: &VideoId) -> Result<Fold, StoreError> {

@@ -142,6 +142,32 @@ proptest! {
     }
 
     #[test]
+    fn a_tip_extended_with_newer_events_equals_the_whole_fold(
+        (events, arrival) in stream_and_shuffle(),
+        split in any::<Index>(),
+    ) {
+        // A snapshot taken after some arrivals; the rest arrive after an activation from it.
+        let cut = split.index(arrival.len() + 1);
+        let before = Fold::from_events(arrival[..cut].iter().cloned());
+        let Some(mut tip) = Tip::of(&before) else { return Ok(()) };
+        let mut whole = before.clone();
+        for event in &arrival[cut..] {
+            if !tip.takes(event) {
+                // Late for the tip: the actor reloads the whole stream; nothing more to check.
+                return Ok(());
+            }
+            whole.insert(event.clone());
+            let outcome = tip.extend(event.clone());
+            let decided = whole.outcome_of(&event.provider, &event.event_id).unwrap().outcome;
+            prop_assert_eq!(outcome, decided);
+            prop_assert_eq!(Some(tip.state()), whole.state());
+            prop_assert_eq!(tip.version(), whole.version());
+        }
+        let all_at_once = Fold::from_events(events);
+        prop_assert_eq!(Some(tip.state()), all_at_once.state());
+    }
+
+    #[test]
     fn the_state_only_fold_equals_the_full_fold(
         events in stream(),
         again in proptest::collection::vec(any::<Index>(), 0..4),

@@ -38,6 +38,21 @@ impl VideoStatus {
         ))
     }
 
+    /// The folded state this document shows: the inverse of [`VideoStatus::from_state`], which
+    /// copies every field of it. What a snapshot restores.
+    pub fn to_state(&self) -> VideoState {
+        VideoState {
+            status: self.status,
+            progress: self.progress,
+            assets: self.assets.clone(),
+            error: self.error.clone(),
+            metadata: self.metadata.clone(),
+            provider: self.provider.clone(),
+            updated_at: self.updated_at,
+            last_event_at: self.last_event_at,
+        }
+    }
+
     /// The document for a stream of `version` events that folded to `state`.
     pub fn from_state(video_id: VideoId, state: VideoState, version: u64) -> VideoStatus {
         VideoStatus {

@@ -871,6 +871,52 @@ pub async fn changes_announce_appends_in_position_order<S: EventStore>(store: &S
     assert_eq!(positions, (1..=40).collect::<Vec<u64>>());
 }
 
+/// A snapshot round-trips, a newer one replaces it, `read_stream_after` gives the tail, and a
+/// rebuild's swap drops every snapshot.
+pub async fn snapshots_round_trip_and_go_with_a_rebuild<S: EventStore>(store: &S) {
+    let events: Vec<VideoEvent> = (1..=3)
+        .map(|n| {
+            sample_event(
+                "vid_snap",
+                &format!("evt_{n}"),
+                EventKind::Uploaded,
+                1_000 + n,
+            )
+        })
+        .collect();
+    for (n, event) in events.iter().enumerate() {
+        appended(store, append_request(event.clone(), n as u64)).await;
+    }
+    let snapshot = |version: u64| super::Snapshot {
+        video_id: video("vid_snap"),
+        version,
+        fold_version: 3,
+        status: sample_status("vid_snap", SAMPLE_PROVIDER, Status::Uploaded, version),
+        last_event: events[version as usize - 1].clone(),
+    };
+    assert_eq!(store.load_snapshot(&video("vid_snap")).await.unwrap(), None);
+    store.save_snapshot(snapshot(1)).await.unwrap();
+    store.save_snapshot(snapshot(2)).await.unwrap();
+    assert_eq!(
+        store.load_snapshot(&video("vid_snap")).await.unwrap(),
+        Some(snapshot(2))
+    );
+    let tail = store
+        .read_stream_after(&video("vid_snap"), 2)
+        .await
+        .unwrap();
+    assert_eq!(tail.len(), 1);
+    assert_eq!((tail[0].version, &tail[0].event), (3, &events[2]));
+    assert!(store
+        .read_stream_after(&video("vid_snap"), 3)
+        .await
+        .unwrap()
+        .is_empty());
+
+    replace_statuses(store, Vec::new(), 3, 3).await;
+    assert_eq!(store.load_snapshot(&video("vid_snap")).await.unwrap(), None);
+}
+
 /// An alias names one video, the first link wins, and a video's own id resolves to itself.
 pub async fn aliases_link_once_and_resolve<S: EventStore>(store: &S) {
     let id = |raw: &str| VideoId::parse(raw).unwrap();
@@ -929,6 +975,7 @@ macro_rules! conformance_tests {
             concurrent_appends_share_commits,
             changes_announce_appends_in_position_order,
             aliases_link_once_and_resolve,
+            snapshots_round_trip_and_go_with_a_rebuild,
         );
     };
     (@each $fresh:path; $($check:ident),* $(,)?) => {$(

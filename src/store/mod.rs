@@ -62,6 +62,19 @@ pub enum AppendOutcome {
     Duplicate { stream: VideoId, same_body: bool },
 }
 
+/// Where a video's actor may start instead of its whole stream (see [`crate::lifecycle::Tip`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub video_id: VideoId,
+    /// The number of stream events folded into it.
+    pub version: u64,
+    /// The fold (code) version that folded it; another one's snapshot is ignored.
+    pub fold_version: u32,
+    pub status: VideoStatus,
+    /// The last of those events in fold order.
+    pub last_event: VideoEvent,
+}
+
 /// An event as read back from the log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
@@ -296,6 +309,26 @@ pub trait EventStore: Send + Sync {
     /// Removes a quarantined request once a replay stored it (or recorded it as ignored).
     fn release_quarantined(&self, id: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Keeps `snapshot` as its video's only one (it replaces an older one). Not durable on its own
+    /// terms: a lost snapshot only costs a longer activation.
+    fn save_snapshot(
+        &self,
+        snapshot: Snapshot,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The video's snapshot, if one was kept.
+    fn load_snapshot(
+        &self,
+        video_id: &VideoId,
+    ) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send;
+
+    /// The events of one stream after version `after`, in stream order.
+    fn read_stream_after(
+        &self,
+        video_id: &VideoId,
+        after: u64,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
     /// For each of `ids` that is a known alias, the video it names, in the order of `ids`.
     fn resolve_aliases(
         &self,
@@ -451,6 +484,19 @@ impl EventStore for Store {
         ids: Vec<VideoId>,
     ) -> Result<Vec<(VideoId, VideoId)>, StoreError> {
         delegate!(self, s => s.resolve_aliases(ids).await)
+    }
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        delegate!(self, s => s.save_snapshot(snapshot).await)
+    }
+    async fn load_snapshot(&self, video_id: &VideoId) -> Result<Option<Snapshot>, StoreError> {
+        delegate!(self, s => s.load_snapshot(video_id).await)
+    }
+    async fn read_stream_after(
+        &self,
+        video_id: &VideoId,
+        after: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        delegate!(self, s => s.read_stream_after(video_id, after).await)
     }
     async fn link_aliases(&self, video: VideoId, aliases: Vec<VideoId>) -> Result<(), StoreError> {
         delegate!(self, s => s.link_aliases(video, aliases).await)

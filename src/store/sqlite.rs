@@ -20,7 +20,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
 
 use super::{
     AppendOutcome, AppendRequest, AuditEntry, AuditKind, AuditRecord, Change, EventStore,
-    QuarantineRecord, QuarantinedRequest, RebuiltStatus, Shadow, StatusPage, StatusQuery,
+    QuarantineRecord, QuarantinedRequest, RebuiltStatus, Shadow, Snapshot, StatusPage, StatusQuery,
     StoreError, StoreStats, StoredDelivery, StoredEvent, StreamCursor,
 };
 use crate::event::codec::{decode_event, decode_raw, encode_event, encode_raw};
@@ -49,6 +49,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 4,
         name: "0004_video_aliases",
         sql: include_str!("../../migrations/sqlite/0004_video_aliases.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "0005_snapshots",
+        sql: include_str!("../../migrations/sqlite/0005_snapshots.sql"),
     },
 ];
 
@@ -105,7 +110,18 @@ const INSERT_SHADOW_STATUS: &str =
 const KEEP_LATER_STATUSES: &str =
     "INSERT OR REPLACE INTO status_rebuild (video_id, provider, status, version, position, doc)
     SELECT video_id, provider, status, version, position, doc FROM status WHERE position > ?1";
-const SWAP_STATUS_TABLES: &str = "DROP TABLE status; ALTER TABLE status_rebuild RENAME TO status";
+// Snapshots go with the old table: a rebuild never starts from them, and actors write new ones.
+const SWAP_STATUS_TABLES: &str =
+    "DROP TABLE status; ALTER TABLE status_rebuild RENAME TO status; DELETE FROM snapshots";
+const UPSERT_SNAPSHOT: &str = "INSERT INTO snapshots (video_id, version, fold_version, status,
+    last_event) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (video_id) DO UPDATE SET
+    version = excluded.version, fold_version = excluded.fold_version, status = excluded.status,
+    last_event = excluded.last_event";
+const SELECT_SNAPSHOT: &str =
+    "SELECT version, fold_version, status, last_event FROM snapshots WHERE video_id = ?1";
+const SELECT_STREAM_AFTER: &str =
+    "SELECT position, stream_version, payload FROM events WHERE stream_id = ?1
+    AND stream_version > ?2 ORDER BY stream_version";
 const SHADOW_GENERATION_KEY: &str = "shadow_generation";
 const UPSERT_META: &str = "INSERT INTO store_meta (key, value) VALUES (?1, ?2)
     ON CONFLICT (key) DO UPDATE SET value = excluded.value";
@@ -475,6 +491,50 @@ impl EventStore for SqliteStore {
         self.write(|reply| Job::ReleaseQuarantined(id, reply)).await
     }
 
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        self.write(|reply| Job::SaveSnapshot(Box::new(snapshot), reply))
+            .await
+    }
+
+    async fn load_snapshot(&self, video_id: &VideoId) -> Result<Option<Snapshot>, StoreError> {
+        let video_id = video_id.clone();
+        self.read(move |conn| {
+            let row: Option<(i64, i64, String, Vec<u8>)> = conn
+                .prepare_cached(SELECT_SNAPSHOT)?
+                .query_row(params![video_id.as_str()], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })
+                .optional()?;
+            row.map(|(version, fold_version, status, last_event)| {
+                Ok(Snapshot {
+                    version: stored_u64(version, "snapshot version")?,
+                    fold_version: u32::try_from(fold_version)
+                        .map_err(|e| corrupt("snapshot fold version", e))?,
+                    status: status_from_doc(&status)?,
+                    last_event: decode_event(&last_event)
+                        .map_err(|e| corrupt(&format!("snapshot of {video_id}"), e))?,
+                    video_id: video_id.clone(),
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn read_stream_after(
+        &self,
+        video_id: &VideoId,
+        after: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let stream = video_id.as_str().to_owned();
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(SELECT_STREAM_AFTER)?;
+            let rows = statement.query(params![stream, saturating_i64(after)])?;
+            stored_events(rows)
+        })
+        .await
+    }
+
     async fn resolve_aliases(
         &self,
         ids: Vec<VideoId>,
@@ -632,6 +692,7 @@ enum Job {
     Quarantine(Box<QuarantineRecord>, Reply<u64>),
     ReleaseQuarantined(u64, Reply<()>),
     LinkAliases(VideoId, Vec<VideoId>, Reply<()>),
+    SaveSnapshot(Box<Snapshot>, Reply<()>),
     Ping(Reply<()>),
 }
 
@@ -829,6 +890,21 @@ impl Job {
             Job::Quarantine(record, reply) => {
                 Pending::Id(reply, batch.run(|conn| quarantine(conn, &record)))
             }
+            Job::SaveSnapshot(snapshot, reply) => Pending::Unit(
+                reply,
+                batch.run(|conn| {
+                    let status = serde_json::to_string(&snapshot.status)
+                        .map_err(|e| corrupt("snapshot status", e))?;
+                    conn.prepare_cached(UPSERT_SNAPSHOT)?.execute(params![
+                        snapshot.video_id.as_str(),
+                        saturating_i64(snapshot.version),
+                        i64::from(snapshot.fold_version),
+                        status,
+                        encode_event(&snapshot.last_event),
+                    ])?;
+                    Ok(())
+                }),
+            ),
             Job::LinkAliases(video, aliases, reply) => Pending::Unit(
                 reply,
                 batch.run(|conn| {

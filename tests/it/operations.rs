@@ -167,6 +167,99 @@ async fn idle_actors_passivate_and_reload_their_stream_on_the_next_event() {
     app.stop().await;
 }
 
+/// The value of a Prometheus counter line in `/metrics`, 0 when absent.
+async fn counter(app: &crate::support::TestApp, line: &str) -> f64 {
+    let metrics = app.get("/metrics").await.text;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn passivated(app: &crate::support::TestApp) {
+    let videos = app.state.videos.clone();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let v = videos.clone();
+            async move { v.active_actors() == 0 }
+        })
+        .await
+    );
+}
+
+#[tokio::test]
+async fn a_long_stream_restarts_from_its_snapshot_and_a_late_event_still_folds_in_place() {
+    let app = spawn_app_with(|config| {
+        config.actors.idle_timeout_secs = 1;
+        config.actors.snapshot_after_events = 3;
+    })
+    .await;
+    let from_snapshot = r#"actor_activations_total{from="snapshot"}"#;
+    let events = lifecycle("vid_snap", "ready");
+    for (id, body) in &events[..4] {
+        assert_eq!(
+            app.deliver("demo", id, body).await.body["status"],
+            "accepted"
+        );
+    }
+    passivated(&app).await;
+    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
+    let snapshot_version = || -> i64 {
+        conn.query_row(
+            "SELECT version FROM snapshots WHERE video_id = 'vid_snap'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(snapshot_version(), 4);
+
+    // The next event folds on the snapshot's tip: the stream is not read.
+    let before = counter(&app, from_snapshot).await;
+    let ready = app.deliver("demo", &events[4].0, &events[4].1).await;
+    assert_eq!(ready.body["outcome"], "accepted", "{}", ready.text);
+    assert!(counter(&app, from_snapshot).await > before);
+    // An old redelivery is not in the tip; the store's unique key still answers it.
+    let again = app.deliver("demo", &events[1].0, &events[1].1).await;
+    assert_eq!(again.body["status"], "duplicate", "{}", again.text);
+    passivated(&app).await;
+    assert_eq!(snapshot_version(), 5);
+
+    // A late event sorts before the tip: the whole stream decides it, as if never snapshotted.
+    let late = native(
+        "vid_snap-late",
+        "failed",
+        "vid_snap",
+        "2026-11-23T10:00:07.000Z",
+    );
+    let answer = app.deliver("demo", "vid_snap-late", &late).await;
+    assert_eq!(answer.body["status"], "accepted", "{}", answer.text);
+    let live = app.get("/videos/vid_snap").await.body;
+    assert_eq!(live["status"], "ready");
+    assert_eq!(live["version"], 6);
+    let refolded = video_status::projection::rebuild::refold_all(&app.state.store)
+        .await
+        .unwrap();
+    let expected =
+        serde_json::to_value(&refolded[&video_status::event::VideoId::parse("vid_snap").unwrap()])
+            .unwrap();
+    assert_eq!(live, expected);
+
+    // A rebuild drops every snapshot (actors write new ones as their streams grow).
+    assert_eq!(app.post_admin("/admin/rebuild").await.status, 202);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            app.get_admin("/admin/rebuild").await.body["phase"] == "done"
+        })
+        .await
+    );
+    let count: i64 = conn
+        .query_row("SELECT COUNT(*) FROM snapshots", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(count, 0);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_flooded_video_answers_503_with_retry_after_instead_of_queueing_without_bound() {
     let app = spawn_app_with(|config| config.limits.max_pending_per_video = 1).await;
