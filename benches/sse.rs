@@ -885,6 +885,8 @@ fn demo_signer() -> anyhow::Result<Arc<Provider>> {
         tolerance_secs: 300,
         mapper: None,
         header: None,
+        stall_after_secs: 3600,
+        poll: None,
     };
     Providers::from_config(&[config])?
         .get("demo")

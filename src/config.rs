@@ -58,6 +58,8 @@ pub struct Config {
     pub sse: Sse,
     #[serde(default)]
     pub http: Http,
+    #[serde(default)]
+    pub reconcile: Reconcile,
     /// Signature scheme, secrets and mapper of each provider that may post webhooks.
     #[serde(default, rename = "provider")]
     pub providers: Vec<ProviderConfig>,
@@ -135,6 +137,29 @@ pub struct Http {
     pub cors_origins: Vec<String>,
 }
 
+/// Reconciliation: flagging stalled videos and polling providers about them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Reconcile {
+    /// Milliseconds between two sweeps of the status table for stalled videos. A video is
+    /// flagged (on SSE, in metrics) and polled at most this long after its deadline passed.
+    pub sweep_interval_ms: u64,
+}
+
+impl Default for Reconcile {
+    fn default() -> Self {
+        Reconcile {
+            sweep_interval_ms: 5000,
+        }
+    }
+}
+
+impl Reconcile {
+    pub fn sweep_interval(&self) -> Duration {
+        Duration::from_millis(self.sweep_interval_ms)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Actors {
@@ -189,6 +214,114 @@ pub struct ProviderConfig {
     /// `hmac-sha256`: the header carrying the signature.
     #[serde(default)]
     pub header: Option<String>,
+    /// Seconds a video of this provider may sit in `uploaded`, `processing` or `processed` with
+    /// nothing new before it is flagged `stalled`.
+    #[serde(default = "default_stall_after_secs")]
+    pub stall_after_secs: u64,
+    /// Asking the provider's API about stalled videos: a `[provider.poll]` table; without it
+    /// stalled videos are only flagged.
+    #[serde(default)]
+    pub poll: Option<PollConfig>,
+}
+
+/// `[provider.poll]`: where and how to ask the provider for one video's current state. The
+/// answer is mapped by the provider's own mapper, so it must be the JSON its webhooks carry (or
+/// hold it at `body_pointer`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollConfig {
+    /// `GET` URL of one video; `{id}` stands for its id, percent-encoded, e.g.
+    /// `https://api.example.com/videos/{id}`.
+    pub url: String,
+    /// Sent as `Authorization: Bearer <token>`.
+    #[serde(default)]
+    pub bearer_token: Option<Secret>,
+    /// HTTP Basic credentials; give both or neither, and not with `bearer_token`.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// JSON pointer to the object the mapper reads, for APIs that wrap it (Cloudflare's
+    /// `/result`); absent: the whole body.
+    #[serde(default)]
+    pub body_pointer: Option<String>,
+    /// JSON pointer into the video's status `metadata` holding the provider's own id for
+    /// `{id}` (e.g. `/cloudflare_uid` when videos are known by the app's id); absent: the video id.
+    #[serde(default)]
+    pub id_pointer: Option<String>,
+    /// Seconds between two polls of one stalled video that answered (jittered down by up to
+    /// half, so videos that stalled together spread out).
+    #[serde(default = "default_poll_interval_secs")]
+    pub interval_secs: u64,
+    /// Longest wait after failed polls: the wait doubles from `interval_secs` with every
+    /// failure in a row, up to this, jittered like the interval.
+    #[serde(default = "default_poll_max_backoff_secs")]
+    pub max_backoff_secs: u64,
+    /// Requests in flight to this provider at most.
+    #[serde(default = "default_poll_concurrency")]
+    pub concurrency: usize,
+    /// Seconds one request may take, connecting included, before it counts as failed.
+    #[serde(default = "default_poll_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+impl PollConfig {
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs(self.interval_secs)
+    }
+
+    pub fn max_backoff(&self) -> Duration {
+        Duration::from_secs(self.max_backoff_secs)
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+
+    /// The first problem with this table, as (key under `poll.`, reason).
+    fn problem(&self) -> Option<(&'static str, String)> {
+        let url = self.url.as_str();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Some(("url", "must start with http:// or https://".into()));
+        }
+        if !url.contains("{id}") {
+            return Some(("url", "must contain {id}, where the video's id goes".into()));
+        }
+        match (&self.username, &self.password, &self.bearer_token) {
+            (Some(_), None, _) | (None, Some(_), _) => {
+                return Some(("username", "username and password go together".into()))
+            }
+            (Some(_), Some(_), Some(_)) => {
+                return Some((
+                    "bearer_token",
+                    "give bearer_token or username/password, not both".into(),
+                ))
+            }
+            _ => {}
+        }
+        for (key, pointer) in [
+            ("body_pointer", &self.body_pointer),
+            ("id_pointer", &self.id_pointer),
+        ] {
+            if pointer.as_deref().is_some_and(|p| !p.starts_with('/')) {
+                return Some((key, "must be a JSON pointer starting with /".into()));
+            }
+        }
+        for (key, value) in [
+            ("interval_secs", self.interval_secs),
+            ("max_backoff_secs", self.max_backoff_secs),
+            ("timeout_secs", self.timeout_secs),
+            ("concurrency", self.concurrency as u64),
+        ] {
+            if value == 0 {
+                return Some((key, "must be greater than 0".into()));
+            }
+        }
+        if self.max_backoff_secs < self.interval_secs {
+            return Some(("max_backoff_secs", "must be at least interval_secs".into()));
+        }
+        None
+    }
 }
 
 /// `mapper = "mux"` (a built-in mapper) or a `[provider.mapper]` table (the generic one).
@@ -267,6 +400,29 @@ fn default_tolerance_secs() -> u64 {
     300
 }
 
+/// An hour: long past any upload or transcode a provider finishes without saying so.
+pub const DEFAULT_STALL_AFTER_SECS: u64 = 3600;
+
+fn default_stall_after_secs() -> u64 {
+    DEFAULT_STALL_AFTER_SECS
+}
+
+fn default_poll_interval_secs() -> u64 {
+    60
+}
+
+fn default_poll_max_backoff_secs() -> u64 {
+    900
+}
+
+fn default_poll_concurrency() -> usize {
+    4
+}
+
+fn default_poll_timeout_secs() -> u64 {
+    10
+}
+
 /// Start-up stops on this, naming the key and the reason.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -323,6 +479,8 @@ impl Config {
                 tolerance_secs: default_tolerance_secs(),
                 mapper: None,
                 header: None,
+                stall_after_secs: default_stall_after_secs(),
+                poll: None,
             });
         }
         self
@@ -378,6 +536,12 @@ impl Config {
                 ));
             }
         }
+        if self.reconcile.sweep_interval_ms == 0 {
+            return Err(invalid(
+                "reconcile.sweep_interval_ms",
+                "must be greater than 0",
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, provider) in self.providers.iter().enumerate() {
             if !names.insert(provider.name.as_str()) {
@@ -385,6 +549,15 @@ impl Config {
                     &format!("provider[{i}].name"),
                     &format!("provider {:?} is configured twice", provider.name),
                 ));
+            }
+            if provider.stall_after_secs == 0 {
+                return Err(invalid(
+                    &format!("provider[{i}].stall_after_secs"),
+                    "must be greater than 0",
+                ));
+            }
+            if let Some((key, reason)) = provider.poll.as_ref().and_then(PollConfig::problem) {
+                return Err(invalid(&format!("provider[{i}].poll.{key}"), &reason));
             }
         }
         Ok(())

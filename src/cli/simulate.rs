@@ -429,6 +429,8 @@ impl Target {
             tolerance_secs: 300,
             mapper: None,
             header: None,
+            stall_after_secs: 3600,
+            poll: None,
         };
         let providers = Providers::from_config(&[config]).context("cannot sign with --secret")?;
         Ok(providers

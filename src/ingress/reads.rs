@@ -13,6 +13,7 @@ use crate::app::AppState;
 use crate::auth::{Access, AuthError};
 use crate::event::{ProviderName, VideoId};
 use crate::lifecycle::{Fold, HistoryEntry, Status};
+use crate::projection::stall::StatusView;
 use crate::projection::VideoStatus;
 use crate::store::{EventStore, StatusQuery};
 
@@ -51,7 +52,9 @@ pub async fn get_status(
     let status = state.store.get_status(&video_id).await?;
     check_video_access(&access, &video_id, status.as_ref().map(|s| &s.provider))?;
     match status {
-        Some(status) => Ok(warp::reply::json(&status)),
+        Some(status) => Ok(warp::reply::json(
+            &state.stalls.view(&status, chrono::Utc::now()),
+        )),
         None => Err(video_not_found(&video_id)),
     }
 }
@@ -82,7 +85,8 @@ async fn status_at(
         .map(|s| s.event)
         .filter(|event| event.occurred_at <= at);
     match VideoStatus::from_fold(video_id, &Fold::from_events(until)) {
-        Some(status) => Ok(warp::reply::json(&status)),
+        // Stalled as of `at`: what a UI showed then.
+        Some(status) => Ok(warp::reply::json(&state.stalls.view(&status, at))),
         None => Err(ApiError::not_found(
             "no_status_at_time",
             format!(
@@ -127,8 +131,8 @@ pub struct ListParams {
 }
 
 #[derive(Serialize)]
-struct Page {
-    videos: Vec<VideoStatus>,
+struct Page<'s> {
+    videos: Vec<StatusView<'s>>,
     /// Pass as `cursor` to get the next page; null on the last one.
     next_cursor: Option<String>,
     /// The global log position these statuses reflect: subscribe to `/events` from here.
@@ -175,10 +179,12 @@ pub async fn list(
             limit,
         })
         .await?;
+    let now = chrono::Utc::now();
     let videos = page
         .videos
-        .into_iter()
+        .iter()
         .filter(|s| access.allows(&s.video_id, &s.provider))
+        .map(|s| state.stalls.view(s, now))
         .collect();
     Ok(warp::reply::json(&Page {
         videos,

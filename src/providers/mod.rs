@@ -466,6 +466,8 @@ pub(crate) mod test_support {
             tolerance_secs: 300,
             mapper: None,
             header: None,
+            stall_after_secs: 3600,
+            poll: None,
         }
     }
 

@@ -290,6 +290,8 @@ async fn a_rotated_secret_still_verifies_with_the_old_key() {
             tolerance_secs: 300,
             mapper: None,
             header: None,
+            stall_after_secs: 3600,
+            poll: None,
         }])
         .unwrap();
     let body = serde_json::to_vec(&native(

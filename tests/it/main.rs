@@ -11,4 +11,5 @@ mod mappers;
 mod operations;
 mod projection;
 mod rebuild;
+mod reconcile;
 mod sse;

@@ -21,6 +21,8 @@ fn hmac_provider(name: &str, mapper: MapperConfig) -> ProviderConfig {
         tolerance_secs: 300,
         mapper: Some(mapper),
         header: Some("X-Webhook-Signature".into()),
+        stall_after_secs: 3600,
+        poll: None,
     }
 }
 

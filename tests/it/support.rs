@@ -42,6 +42,8 @@ pub fn test_providers() -> Vec<ProviderConfig> {
             tolerance_secs: 300,
             mapper: None,
             header: None,
+            stall_after_secs: 3600,
+            poll: None,
         },
         ProviderConfig {
             name: "rotating".into(),
@@ -50,6 +52,8 @@ pub fn test_providers() -> Vec<ProviderConfig> {
             tolerance_secs: 300,
             mapper: None,
             header: None,
+            stall_after_secs: 3600,
+            poll: None,
         },
         ProviderConfig {
             name: "plain".into(),
@@ -58,6 +62,8 @@ pub fn test_providers() -> Vec<ProviderConfig> {
             tolerance_secs: 300,
             mapper: None,
             header: Some("X-Webhook-Signature".into()),
+            stall_after_secs: 3600,
+            poll: None,
         },
     ]
 }
