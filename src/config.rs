@@ -563,3 +563,104 @@ impl Config {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROVIDER: &str = r#"
+[[provider]]
+name = "cf"
+scheme = "hmac-sha256"
+secrets = ["a-shared-secret"]
+"#;
+
+    fn load(toml: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("video-status.toml");
+        std::fs::write(&path, toml).unwrap();
+        Config::load(Some(&path), &Overrides::default())
+    }
+
+    fn poll_error(table: &str) -> String {
+        let toml = format!("{PROVIDER}\n[provider.poll]\n{table}\n");
+        match load(&toml) {
+            Ok(_) => panic!("accepted:\n{toml}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn reconciliation_keys_default_to_an_hour_and_no_polling() {
+        let config = load(PROVIDER).unwrap();
+        assert_eq!(config.providers[0].stall_after_secs, 3600);
+        assert_eq!(config.providers[0].poll, None);
+        assert_eq!(config.reconcile.sweep_interval_ms, 5000);
+    }
+
+    #[test]
+    fn a_poll_table_takes_its_defaults_and_keeps_its_secrets_out_of_debug() {
+        let config = load(&format!(
+            "{PROVIDER}stall_after_secs = 90\n[provider.poll]\n\
+             url = \"https://api.example/videos/{{id}}\"\nbearer_token = \"tok-9f3e2a\"\n"
+        ))
+        .unwrap();
+        assert_eq!(config.providers[0].stall_after_secs, 90);
+        let poll = config.providers[0].poll.as_ref().unwrap();
+        assert_eq!(
+            (
+                poll.interval_secs,
+                poll.max_backoff_secs,
+                poll.concurrency,
+                poll.timeout_secs
+            ),
+            (60, 900, 4, 10)
+        );
+        assert!(!format!("{config:?}").contains("tok-9f3e2a"));
+    }
+
+    #[test]
+    fn poll_mistakes_name_the_key() {
+        let cases = [
+            ("url = \"ftp://x/{id}\"", "provider[0].poll.url"),
+            ("url = \"https://api.example/videos\"", "provider[0].poll.url"),
+            (
+                "url = \"https://a/{id}\"\nusername = \"u\"",
+                "provider[0].poll.username",
+            ),
+            (
+                "url = \"https://a/{id}\"\nusername = \"u\"\npassword = \"p\"\nbearer_token = \"t\"",
+                "provider[0].poll.bearer_token",
+            ),
+            (
+                "url = \"https://a/{id}\"\nbody_pointer = \"result\"",
+                "provider[0].poll.body_pointer",
+            ),
+            (
+                "url = \"https://a/{id}\"\nconcurrency = 0",
+                "provider[0].poll.concurrency",
+            ),
+            (
+                "url = \"https://a/{id}\"\ninterval_secs = 60\nmax_backoff_secs = 30",
+                "provider[0].poll.max_backoff_secs",
+            ),
+            ("url = \"https://a/{id}\"\nretries = 3", "retries"),
+        ];
+        for (table, key) in cases {
+            let error = poll_error(table);
+            assert!(error.contains(key), "{table:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_zero_deadline_or_sweep_interval_is_refused() {
+        let error = load(&format!("{PROVIDER}stall_after_secs = 0\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("provider[0].stall_after_secs"), "{error}");
+        let error = load("[reconcile]\nsweep_interval_ms = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("reconcile.sweep_interval_ms"), "{error}");
+    }
+}
