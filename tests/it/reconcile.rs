@@ -504,3 +504,82 @@ async fn settled_videos_are_never_flagged() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_enveloped_answer_is_unwrapped_and_basic_credentials_are_sent() {
+    let fake = FakeProvider::start().await;
+    let mut poll = fake.poll_config();
+    poll.bearer_token = None;
+    poll.username = Some("video-status".into());
+    poll.password = Some(Secret::new("s3cret-pass"));
+    poll.body_pointer = Some("/result".into());
+    let app = spawn(vec![cloudflare("cf-envelope", 1, Some(poll))]).await;
+    let uid = "cfuid0004";
+    let ready = cf_video(uid, None, "ready", "100.000000", "2026-11-23T10:01:00Z");
+    // Cloudflare's API wraps the video object.
+    fake.set(
+        uid,
+        Behaviour::Answer(json!({ "result": ready, "success": true, "errors": [] })),
+    );
+    let body = cf_video(uid, None, "inprogress", "70.000000", "2026-11-23T10:00:30Z");
+    deliver(&app, "cf-envelope", &body).await;
+
+    let recovered = eventually(Duration::from_secs(8), || {
+        let app = &app;
+        async move { status_of(app, uid).await["status"] == "ready" }
+    })
+    .await;
+    assert!(recovered, "{}", status_of(&app, uid).await);
+    let requests = fake.requests_for(uid);
+    // base64("video-status:s3cret-pass")
+    let basic = "Basic dmlkZW8tc3RhdHVzOnMzY3JldC1wYXNz";
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.authorization.as_deref() == Some(basic)),
+        "{requests:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_answer_about_another_video_is_refused() {
+    let fake = FakeProvider::start().await;
+    let app = spawn(vec![cloudflare("cf-other", 1, Some(fake.poll_config()))]).await;
+    let (asked, other) = ("cfuid0005", "cfuid0006");
+    fake.set(
+        asked,
+        Behaviour::Answer(cf_video(
+            other,
+            None,
+            "ready",
+            "100.000000",
+            "2026-11-23T10:01:00Z",
+        )),
+    );
+    let body = cf_video(
+        asked,
+        None,
+        "inprogress",
+        "70.000000",
+        "2026-11-23T10:00:30Z",
+    );
+    deliver(&app, "cf-other", &body).await;
+
+    let refused = eventually(Duration::from_secs(8), || {
+        let app = &app;
+        async move {
+            metric(
+                app,
+                r#"provider_polls_total{provider="cf-other",result="other_video"}"#,
+            )
+            .await
+            .is_some()
+        }
+    })
+    .await;
+    assert!(refused);
+    assert_eq!(status_of(&app, asked).await["status"], "processing");
+    assert_eq!(app.get(&format!("/videos/{other}")).await.status, 404);
+    app.stop().await;
+}
