@@ -128,6 +128,8 @@ pub struct ListParams {
     limit: Option<usize>,
     cursor: Option<String>,
     token: Option<String>,
+    /// Only stalled (`true`) or only not stalled (`false`) videos.
+    stalled: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -148,8 +150,9 @@ pub(super) fn parse_status(raw: &str) -> Result<Status, ApiError> {
     })
 }
 
-/// A page of statuses. With a subscriber token, only what it may see (a page can then hold
-/// fewer than `limit` rows; follow `next_cursor` until it is null).
+/// A page of statuses. With a subscriber token, only what it may see, and with `stalled`, only
+/// those (the flag is judged at read time, after the store's query: a page can then hold fewer
+/// than `limit` rows; follow `next_cursor` until it is null).
 pub async fn list(
     params: ListParams,
     headers: HeaderMap,
@@ -185,6 +188,7 @@ pub async fn list(
         .iter()
         .filter(|s| access.allows(&s.video_id, &s.provider))
         .map(|s| state.stalls.view(s, now))
+        .filter(|view| params.stalled.is_none_or(|wanted| view.stalled == wanted))
         .collect();
     Ok(warp::reply::json(&Page {
         videos,

@@ -443,6 +443,15 @@ async fn a_video_past_its_deadline_is_flagged_stalled_until_a_new_event() {
     assert_eq!(status_of(&app, uid).await["stalled"], true);
     let listed = app.get("/videos?provider=cf-stall").await;
     assert_eq!(listed.body["videos"][0]["stalled"], true, "{}", listed.text);
+    let only_stalled = app.get("/videos?provider=cf-stall&stalled=true").await;
+    assert_eq!(only_stalled.body["videos"].as_array().unwrap().len(), 1);
+    let not_stalled = app.get("/videos?provider=cf-stall&stalled=false").await;
+    assert_eq!(
+        not_stalled.body["videos"],
+        json!([]),
+        "{}",
+        not_stalled.text
+    );
     let counted = eventually(Duration::from_secs(2), || {
         let app = &app;
         async move { metric(app, r#"videos_stalled{provider="cf-stall"}"#).await == Some(1.0) }
