@@ -288,6 +288,7 @@ fn sample_event(
         received_at: occurred_at + chrono::Duration::milliseconds(rng.random_range(50..5_000)),
         assets,
         metadata: json!({ "tenant": "acme", "title": format!("Video {video}") }),
+        source: Default::default(),
     }
 }
 

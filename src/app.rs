@@ -16,8 +16,10 @@ use crate::config::Config;
 use crate::correlation::Correlator;
 use crate::ingress;
 use crate::projection::rebuild::Rebuilder;
+use crate::projection::stall::StallPolicy;
 use crate::providers::health::ProviderHealth;
 use crate::providers::{ProviderConfigError, Providers};
+use crate::reconcile::{PollSetupError, Reconciler};
 use crate::sse::Hub;
 use crate::store::{OpenError, Store};
 
@@ -35,6 +37,8 @@ pub struct AppState {
     pub hub: Hub,
     pub rebuilder: Rebuilder,
     pub subscribers: SubscriberAuth,
+    /// Each provider's deadline, for the `stalled` flag of every status shown.
+    pub stalls: StallPolicy,
     pub metrics: PrometheusHandle,
 }
 
@@ -55,11 +59,14 @@ pub enum StartError {
     SubscriberKey(#[from] KeyError),
     #[error("cannot start the actor system: {0}")]
     Actors(#[from] ractor::SpawnErr),
+    #[error("config: {0}")]
+    Poll(#[from] PollSetupError),
 }
 
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    reconciler: Reconciler,
 }
 
 impl Application {
@@ -76,6 +83,15 @@ impl Application {
         let hub = Hub::start(&store, config.sse.global_buffer);
         let rebuilder = Rebuilder::new(store.clone());
         let correlator = Correlator::new(store.clone());
+        let stalls = StallPolicy::from_config(&config.providers);
+        let reconciler = Reconciler::new(
+            &config,
+            &providers,
+            store.clone(),
+            hub.clone(),
+            videos.clone(),
+            stalls.clone(),
+        )?;
         rebuilder
             .rebuild_if_fold_changed()
             .await
@@ -86,6 +102,7 @@ impl Application {
         })?;
         Ok(Application {
             listener,
+            reconciler,
             state: AppState {
                 config: Arc::new(config),
                 store,
@@ -96,6 +113,7 @@ impl Application {
                 hub,
                 rebuilder,
                 subscribers,
+                stalls,
                 metrics: metrics_handle(),
             },
         })
@@ -111,13 +129,17 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves; then stops accepting, lets in-flight webhooks finish
-    /// their durable appends, and stops the actors.
+    /// Serves (and reconciles) until `shutdown` resolves; then stops polling and accepting, lets
+    /// in-flight webhooks finish their durable appends, and stops the actors.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let routes = ingress::routes(self.state.clone());
         let hub = self.state.hub.clone();
+        let reconciler = tokio::spawn(self.reconciler.run());
         let shutdown = async move {
             shutdown.await;
+            // Polls append through the actors, which stop after the drain: end them first. An
+            // answer not appended yet is asked again by the next run.
+            reconciler.abort();
             // Open SSE streams would otherwise keep the graceful shutdown waiting forever: end
             // each with a final event.
             hub.close();

@@ -118,6 +118,8 @@ pub struct Config {
     pub sse: Sse,
     #[serde(default)]
     pub http: Http,
+    #[serde(default)]
+    pub reconcile: Reconcile,
     /// Signature scheme, secrets and mapper of each provider that may post webhooks.
     #[serde(default, rename = "provider")]
     pub providers: Vec<ProviderConfig>,
@@ -193,6 +195,29 @@ pub struct Http {
     /// Origins allowed to call the API from a browser (CORS), e.g. `["https://app.example"]`;
     /// `["*"]` allows any. Empty: same-origin only.
     pub cors_origins: Vec<String>,
+}
+
+/// Reconciliation: flagging stalled videos and polling providers about them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Reconcile {
+    /// Milliseconds between two sweeps of the status table for stalled videos. A video is
+    /// flagged (on SSE, in metrics) and polled at most this long after its deadline passed.
+    pub sweep_interval_ms: u64,
+}
+
+impl Default for Reconcile {
+    fn default() -> Self {
+        Reconcile {
+            sweep_interval_ms: 5000,
+        }
+    }
+}
+
+impl Reconcile {
+    pub fn sweep_interval(&self) -> Duration {
+        Duration::from_millis(self.sweep_interval_ms)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -275,6 +300,14 @@ pub struct ProviderConfig {
     /// (default 30), so unsigned junk cannot make the service hammer the key server.
     #[serde(default)]
     pub jwks_min_refresh_secs: Option<u64>,
+    /// Seconds a video of this provider may sit in `uploaded`, `processing` or `processed` with
+    /// nothing new before it is flagged `stalled`.
+    #[serde(default = "default_stall_after_secs")]
+    pub stall_after_secs: u64,
+    /// Asking the provider's API about stalled videos: a `[provider.poll]` table; without it
+    /// stalled videos are only flagged.
+    #[serde(default)]
+    pub poll: Option<PollConfig>,
 }
 
 impl ProviderConfig {
@@ -296,7 +329,109 @@ impl ProviderConfig {
             jwks_ttl_secs: None,
             jwks_min_refresh_secs: None,
             types: BTreeMap::new(),
+            stall_after_secs: default_stall_after_secs(),
+            poll: None,
         }
+    }
+}
+
+/// `[provider.poll]`: where and how to ask the provider for one video's current state. The
+/// answer is mapped by the provider's own mapper, so it must be the JSON its webhooks carry (or
+/// hold it at `body_pointer`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollConfig {
+    /// `GET` URL of one video; `{id}` stands for its id, percent-encoded, e.g.
+    /// `https://api.example.com/videos/{id}`.
+    pub url: String,
+    /// Sent as `Authorization: Bearer <token>`.
+    #[serde(default)]
+    pub bearer_token: Option<Secret>,
+    /// HTTP Basic credentials; give both or neither, and not with `bearer_token`.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// JSON pointer to the object the mapper reads, for APIs that wrap it (Cloudflare's
+    /// `/result`); absent: the whole body.
+    #[serde(default)]
+    pub body_pointer: Option<String>,
+    /// JSON pointer into the video's status `metadata` holding the provider's own id for
+    /// `{id}` (e.g. `/cloudflare_uid` when videos are known by the app's id); absent: the video id.
+    #[serde(default)]
+    pub id_pointer: Option<String>,
+    /// Seconds between two polls of one stalled video that answered (jittered down by up to
+    /// half, so videos that stalled together spread out).
+    #[serde(default = "default_poll_interval_secs")]
+    pub interval_secs: u64,
+    /// Longest wait after failed polls: the wait doubles from `interval_secs` with every
+    /// failure in a row, up to this, jittered like the interval.
+    #[serde(default = "default_poll_max_backoff_secs")]
+    pub max_backoff_secs: u64,
+    /// Requests in flight to this provider at most.
+    #[serde(default = "default_poll_concurrency")]
+    pub concurrency: usize,
+    /// Seconds one request may take, connecting included, before it counts as failed.
+    #[serde(default = "default_poll_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+impl PollConfig {
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs(self.interval_secs)
+    }
+
+    pub fn max_backoff(&self) -> Duration {
+        Duration::from_secs(self.max_backoff_secs)
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+
+    /// The first problem with this table, as (key under `poll.`, reason).
+    fn problem(&self) -> Option<(&'static str, String)> {
+        let url = self.url.as_str();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Some(("url", "must start with http:// or https://".into()));
+        }
+        if !url.contains("{id}") {
+            return Some(("url", "must contain {id}, where the video's id goes".into()));
+        }
+        match (&self.username, &self.password, &self.bearer_token) {
+            (Some(_), None, _) | (None, Some(_), _) => {
+                return Some(("username", "username and password go together".into()))
+            }
+            (Some(_), Some(_), Some(_)) => {
+                return Some((
+                    "bearer_token",
+                    "give bearer_token or username/password, not both".into(),
+                ))
+            }
+            _ => {}
+        }
+        for (key, pointer) in [
+            ("body_pointer", &self.body_pointer),
+            ("id_pointer", &self.id_pointer),
+        ] {
+            if pointer.as_deref().is_some_and(|p| !p.starts_with('/')) {
+                return Some((key, "must be a JSON pointer starting with /".into()));
+            }
+        }
+        for (key, value) in [
+            ("interval_secs", self.interval_secs),
+            ("max_backoff_secs", self.max_backoff_secs),
+            ("timeout_secs", self.timeout_secs),
+            ("concurrency", self.concurrency as u64),
+        ] {
+            if value == 0 {
+                return Some((key, "must be greater than 0".into()));
+            }
+        }
+        if self.max_backoff_secs < self.interval_secs {
+            return Some(("max_backoff_secs", "must be at least interval_secs".into()));
+        }
+        None
     }
 }
 
@@ -374,6 +509,29 @@ pub struct GenericMapperConfig {
 
 fn default_tolerance_secs() -> u64 {
     300
+}
+
+/// An hour: long past any upload or transcode a provider finishes without saying so.
+pub const DEFAULT_STALL_AFTER_SECS: u64 = 3600;
+
+fn default_stall_after_secs() -> u64 {
+    DEFAULT_STALL_AFTER_SECS
+}
+
+fn default_poll_interval_secs() -> u64 {
+    60
+}
+
+fn default_poll_max_backoff_secs() -> u64 {
+    900
+}
+
+fn default_poll_concurrency() -> usize {
+    4
+}
+
+fn default_poll_timeout_secs() -> u64 {
+    10
 }
 
 /// Start-up stops on this, naming the key and the reason.
@@ -486,6 +644,12 @@ impl Config {
                 ));
             }
         }
+        if self.reconcile.sweep_interval_ms == 0 {
+            return Err(invalid(
+                "reconcile.sweep_interval_ms",
+                "must be greater than 0",
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, provider) in self.providers.iter().enumerate() {
             if !names.insert(provider.name.as_str()) {
@@ -494,7 +658,117 @@ impl Config {
                     &format!("provider {:?} is configured twice", provider.name),
                 ));
             }
+            if provider.stall_after_secs == 0 {
+                return Err(invalid(
+                    &format!("provider[{i}].stall_after_secs"),
+                    "must be greater than 0",
+                ));
+            }
+            if let Some((key, reason)) = provider.poll.as_ref().and_then(PollConfig::problem) {
+                return Err(invalid(&format!("provider[{i}].poll.{key}"), &reason));
+            }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROVIDER: &str = r#"
+[[provider]]
+name = "cf"
+scheme = "hmac-sha256"
+secrets = ["a-shared-secret"]
+"#;
+
+    fn load(toml: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("video-status.toml");
+        std::fs::write(&path, toml).unwrap();
+        Config::load(Some(&path), &Overrides::default())
+    }
+
+    fn poll_error(table: &str) -> String {
+        let toml = format!("{PROVIDER}\n[provider.poll]\n{table}\n");
+        match load(&toml) {
+            Ok(_) => panic!("accepted:\n{toml}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn reconciliation_keys_default_to_an_hour_and_no_polling() {
+        let config = load(PROVIDER).unwrap();
+        assert_eq!(config.providers[0].stall_after_secs, 3600);
+        assert_eq!(config.providers[0].poll, None);
+        assert_eq!(config.reconcile.sweep_interval_ms, 5000);
+    }
+
+    #[test]
+    fn a_poll_table_takes_its_defaults_and_keeps_its_secrets_out_of_debug() {
+        let config = load(&format!(
+            "{PROVIDER}stall_after_secs = 90\n[provider.poll]\n\
+             url = \"https://api.example/videos/{{id}}\"\nbearer_token = \"tok-9f3e2a\"\n"
+        ))
+        .unwrap();
+        assert_eq!(config.providers[0].stall_after_secs, 90);
+        let poll = config.providers[0].poll.as_ref().unwrap();
+        assert_eq!(
+            (
+                poll.interval_secs,
+                poll.max_backoff_secs,
+                poll.concurrency,
+                poll.timeout_secs
+            ),
+            (60, 900, 4, 10)
+        );
+        assert!(!format!("{config:?}").contains("tok-9f3e2a"));
+    }
+
+    #[test]
+    fn poll_mistakes_name_the_key() {
+        let cases = [
+            ("url = \"ftp://x/{id}\"", "provider[0].poll.url"),
+            ("url = \"https://api.example/videos\"", "provider[0].poll.url"),
+            (
+                "url = \"https://a/{id}\"\nusername = \"u\"",
+                "provider[0].poll.username",
+            ),
+            (
+                "url = \"https://a/{id}\"\nusername = \"u\"\npassword = \"p\"\nbearer_token = \"t\"",
+                "provider[0].poll.bearer_token",
+            ),
+            (
+                "url = \"https://a/{id}\"\nbody_pointer = \"result\"",
+                "provider[0].poll.body_pointer",
+            ),
+            (
+                "url = \"https://a/{id}\"\nconcurrency = 0",
+                "provider[0].poll.concurrency",
+            ),
+            (
+                "url = \"https://a/{id}\"\ninterval_secs = 60\nmax_backoff_secs = 30",
+                "provider[0].poll.max_backoff_secs",
+            ),
+            ("url = \"https://a/{id}\"\nretries = 3", "retries"),
+        ];
+        for (table, key) in cases {
+            let error = poll_error(table);
+            assert!(error.contains(key), "{table:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_zero_deadline_or_sweep_interval_is_refused() {
+        let error = load(&format!("{PROVIDER}stall_after_secs = 0\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("provider[0].stall_after_secs"), "{error}");
+        let error = load("[reconcile]\nsweep_interval_ms = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("reconcile.sweep_interval_ms"), "{error}");
     }
 }

@@ -6,9 +6,13 @@
 //! - [`providers`]: signature schemes and payload mappers: raw request → `VideoEvent`.
 //! - [`lifecycle`]: the pure fold: statuses, the transition table, history with outcomes.
 //! - [`store`]: the `EventStore` trait and its backends (SQLite today).
-//! - [`projection`]: the status document that reads and UIs see, derived from the fold; rebuilds.
+//! - [`projection`]: the status document that reads and UIs see, derived from the fold; rebuilds;
+//!   the read-side `stalled` flag.
 //! - [`remap`]: the current mappers run again over stored raw requests (`rebuild --remap`).
+//! - [`reconcile`]: stalled videos and the poller that asks providers about them.
 //! - [`actor`]: one ractor actor per active video, and the manager that finds, bounds and passivates them.
+//! - [`reconcile`]: the sweep that flags stalled videos and the pollers that ask providers about
+//!   them.
 //! - [`ingress`]: warp routes; the one place errors become HTTP status codes.
 //! - [`config`], [`app`]: configuration and the application's build/run.
 //! - [`cli`]: the `video-status` subcommands, thin over the library.
@@ -24,6 +28,7 @@ pub mod ingress;
 pub mod lifecycle;
 pub mod projection;
 pub mod providers;
+pub mod reconcile;
 pub mod remap;
 pub mod sse;
 pub mod store;

@@ -8,8 +8,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    Assets, EventId, EventKind, FailureReason, IdError, ProviderName, RawDelivery, VideoEvent,
-    VideoId,
+    Assets, EventId, EventKind, FailureReason, IdError, ProviderName, RawDelivery, Source,
+    VideoEvent, VideoId,
 };
 
 /// The generated protobuf types. Private: the rest of the crate speaks `VideoEvent`.
@@ -65,6 +65,7 @@ pub fn encode_event(event: &VideoEvent) -> Vec<u8> {
             event.metadata.to_string()
         },
         kind: Some(kind_to_pb(&event.kind)),
+        source: source_to_pb(event.source) as i32,
     };
     message.encode_to_vec()
 }
@@ -90,6 +91,7 @@ pub fn decode_event(bytes: &[u8]) -> Result<VideoEvent, CodecError> {
         // Absent assets are the empty set: an event that states none.
         assets: message.assets.map(assets_from_pb).unwrap_or_default(),
         metadata,
+        source: source_from_pb(message.source),
     })
 }
 
@@ -197,6 +199,22 @@ fn kind_from_pb(kind: pb::video_event::Kind) -> EventKind {
     }
 }
 
+fn source_to_pb(source: Source) -> pb::Source {
+    match source {
+        Source::Webhook => pb::Source::Webhook,
+        Source::Poll => pb::Source::Poll,
+    }
+}
+
+/// A source this build does not know (written by a newer one) reads as a webhook: the fold does
+/// not depend on it, and refusing the record would make the whole stream unreadable.
+fn source_from_pb(raw: i32) -> Source {
+    match pb::Source::try_from(raw) {
+        Ok(pb::Source::Poll) => Source::Poll,
+        Ok(pb::Source::Webhook) | Err(_) => Source::Webhook,
+    }
+}
+
 fn assets_to_pb(assets: &Assets) -> pb::Assets {
     pb::Assets {
         resolutions: assets.resolutions.clone(),
@@ -249,6 +267,7 @@ mod tests {
             received_at: at(1_795_428_001 + i64::from(n), 123_456_789),
             assets,
             metadata,
+            source: Source::Webhook,
         }
     }
 
@@ -506,6 +525,23 @@ mod tests {
     }
 
     #[test]
+    fn events_written_before_the_source_field_read_as_webhooks() {
+        let bytes = std::fs::read(fixture(V1_EVENTS)).expect("checked-in v1 event fixture");
+        for message in read_delimited(&bytes) {
+            assert_eq!(pb::VideoEvent::decode(message).unwrap().source, 0);
+            assert_eq!(decode_event(message).unwrap().source, Source::Webhook);
+        }
+    }
+
+    #[test]
+    fn a_source_from_a_newer_build_reads_as_webhook_instead_of_failing_the_stream() {
+        let event = reencoded(|m| m.source = 7).expect("an unknown source still decodes");
+        assert_eq!(event.source, Source::Webhook);
+        let poll = reencoded(|m| m.source = pb::Source::Poll as i32).unwrap();
+        assert_eq!(poll.source, Source::Poll);
+    }
+
+    #[test]
     fn garbage_is_malformed() {
         // Field 1 with wire type 7 does not exist in protobuf.
         assert!(matches!(
@@ -580,6 +616,7 @@ mod tests {
             received_at in instant(),
             assets in assets(),
             metadata in metadata(),
+            poll in any::<bool>(),
         ) {
             let event = VideoEvent {
                 event_id: EventId::parse(ids.0).unwrap(),
@@ -590,6 +627,7 @@ mod tests {
                 received_at,
                 assets,
                 metadata,
+                source: if poll { Source::Poll } else { Source::Webhook },
             };
             prop_assert_eq!(decode_event(&encode_event(&event)).unwrap(), event);
         }

@@ -112,6 +112,27 @@ pub struct FailureReason {
     pub message: String,
 }
 
+/// How video-status learned of an event. The fold ignores it: an answer of the provider's API is
+/// folded by the same rules as a webhook; the history shows it so a reader can tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A webhook the provider sent (or a quarantined one replayed).
+    #[default]
+    Webhook,
+    /// The provider's status API, asked by the reconciliation poller.
+    Poll,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Webhook => "webhook",
+            Source::Poll => "poll",
+        }
+    }
+}
+
 /// Renditions and URLs as the provider gives them. Empty fields mean "not said by this event".
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Assets {
@@ -166,6 +187,8 @@ pub struct VideoEvent {
     pub assets: Assets,
     /// The provider's passthrough/meta field, untouched (`Null` when absent).
     pub metadata: serde_json::Value,
+    /// A webhook, or a poll of the provider's API.
+    pub source: Source,
 }
 
 /// The request an event was mapped from, kept beside it for audit and re-mapping.

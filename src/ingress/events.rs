@@ -7,6 +7,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 use serde_json::json;
@@ -23,6 +24,7 @@ use crate::app::AppState;
 use crate::auth::Access;
 use crate::event::{ProviderName, VideoId};
 use crate::lifecycle::Status;
+use crate::projection::stall::StallPolicy;
 use crate::projection::VideoStatus;
 use crate::sse::{GlobalEvent, VideoSubscription};
 use crate::store::EventStore;
@@ -63,11 +65,17 @@ fn resume_from(headers: &HeaderMap, query: Option<&str>) -> Result<Option<u64>, 
     }
 }
 
-fn status_event(id: u64, status: &VideoStatus) -> Event {
-    Event::default()
+/// `id` is `None` for a status only time changed (it became stalled): an event without an id
+/// leaves the client's `Last-Event-ID` where it was.
+fn status_event(id: Option<u64>, status: &VideoStatus, stalled: bool) -> Event {
+    let view = crate::projection::stall::StatusView { status, stalled };
+    let event = Event::default()
         .event("status")
-        .id(id.to_string())
-        .data(serde_json::to_string(status).unwrap_or_default())
+        .data(serde_json::to_string(&view).unwrap_or_default());
+    match id {
+        Some(id) => event.id(id.to_string()),
+        None => event,
+    }
 }
 
 fn reset_event(reason: &str, position: Option<u64>) -> Event {
@@ -126,6 +134,10 @@ pub async fn video_stream(
         subscription,
         pending: current,
         sent: resume,
+        // A resuming client may have missed a stalled flag at the version it has: a status
+        // that is stalled now is sent again rather than risk that.
+        sent_stalled: false,
+        stalls: state.stalls.clone(),
         access,
         closing: state.hub.closing(),
         hello: Some(retry_hint(&state)),
@@ -142,6 +154,9 @@ struct VideoStream {
     pending: Option<Arc<VideoStatus>>,
     /// The version the client has (Last-Event-ID, then what was sent).
     sent: Option<u64>,
+    /// Whether what was sent showed the video stalled.
+    sent_stalled: bool,
+    stalls: StallPolicy,
     access: Access,
     closing: watch::Receiver<bool>,
     hello: Option<Event>,
@@ -149,8 +164,18 @@ struct VideoStream {
 }
 
 impl VideoStream {
-    fn is_new(&self, status: &VideoStatus) -> bool {
-        self.sent.is_none_or(|sent| status.version > sent)
+    /// A newer version, or the same version whose stalled flag the client has not seen. The
+    /// flag is judged now: time alone can set it.
+    fn news(&self, status: Option<Arc<VideoStatus>>) -> Option<(Arc<VideoStatus>, bool)> {
+        let status = status?;
+        let stalled = self.stalls.is_stalled(&status, Utc::now());
+        let is_new = match self.sent {
+            None => true,
+            Some(sent) => {
+                status.version > sent || (status.version == sent && stalled != self.sent_stalled)
+            }
+        };
+        is_new.then_some((status, stalled))
     }
 
     async fn next(mut self) -> Option<(Event, VideoStream)> {
@@ -165,14 +190,20 @@ impl VideoStream {
                 self.done = true;
                 return Some((shutdown_event(), self));
             }
-            let candidate = match self.pending.take().filter(|s| self.is_new(s)) {
-                Some(status) => Some(status),
-                None => self.subscription.newest_after(self.sent),
+            let pending = self.pending.take();
+            let candidate = match self.news(pending) {
+                Some(news) => Some(news),
+                None => {
+                    let newest = self.subscription.newest();
+                    self.news(newest)
+                }
             };
-            if let Some(status) = candidate {
+            if let Some((status, stalled)) = candidate {
                 self.sent = Some(status.version);
+                self.sent_stalled = stalled;
                 if self.access.allows(&status.video_id, &status.provider) {
-                    return Some((status_event(status.version, &status), self));
+                    let event = status_event(Some(status.version), &status, stalled);
+                    return Some((event, self));
                 }
                 continue;
             }
@@ -218,6 +249,7 @@ pub async fn global_stream(
         live,
         cursor,
         filter,
+        stalls: state.stalls.clone(),
         closing: state.hub.closing(),
         done: false,
     };
@@ -270,7 +302,8 @@ async fn replay_since(
     for (position, video_id) in touched {
         if let Some(status) = state.store.get_status(&video_id).await? {
             if filter.admits(&status) {
-                events.push(status_event(position, &status));
+                let stalled = state.stalls.is_stalled(&status, Utc::now());
+                events.push(status_event(Some(position), &status, stalled));
             }
         }
     }
@@ -284,6 +317,7 @@ struct GlobalStream {
     /// Highest position already covered: live changes at or below it were replayed.
     cursor: Option<u64>,
     filter: ChangeFilter,
+    stalls: StallPolicy,
     closing: watch::Receiver<bool>,
     done: bool,
 }
@@ -312,7 +346,14 @@ impl GlobalStream {
                     }
                     self.cursor = Some(change.position);
                     if self.filter.admits(&change.status) {
-                        return Some((status_event(change.position, &change.status), self));
+                        let stalled = self.stalls.is_stalled(&change.status, Utc::now());
+                        let event = status_event(Some(change.position), &change.status, stalled);
+                        return Some((event, self));
+                    }
+                }
+                Ok(GlobalEvent::Stalled(status)) => {
+                    if self.filter.admits(&status) {
+                        return Some((status_event(None, &status, true), self));
                     }
                 }
                 Ok(GlobalEvent::Reset) => return Some((reset_event("server_resync", None), self)),

@@ -13,6 +13,7 @@ use crate::app::AppState;
 use crate::auth::{Access, AuthError};
 use crate::event::{ProviderName, VideoId};
 use crate::lifecycle::{Fold, HistoryEntry, Status};
+use crate::projection::stall::StatusView;
 use crate::projection::VideoStatus;
 use crate::store::{EventStore, StatusQuery};
 
@@ -57,7 +58,9 @@ pub async fn get_status(
     }
     check_video_access(&access, &video_id, status.as_ref().map(|s| &s.provider))?;
     match status {
-        Some(status) => Ok(warp::reply::json(&status)),
+        Some(status) => Ok(warp::reply::json(
+            &state.stalls.view(&status, chrono::Utc::now()),
+        )),
         None => Err(video_not_found(&video_id)),
     }
 }
@@ -88,7 +91,8 @@ async fn status_at(
         .map(|s| s.event)
         .filter(|event| event.occurred_at <= at);
     match VideoStatus::from_fold(video_id, &Fold::from_events(until)) {
-        Some(status) => Ok(warp::reply::json(&status)),
+        // Stalled as of `at`: what a UI showed then.
+        Some(status) => Ok(warp::reply::json(&state.stalls.view(&status, at))),
         None => Err(ApiError::not_found(
             "no_status_at_time",
             format!(
@@ -130,11 +134,13 @@ pub struct ListParams {
     limit: Option<usize>,
     cursor: Option<String>,
     token: Option<String>,
+    /// Only stalled (`true`) or only not stalled (`false`) videos.
+    stalled: Option<bool>,
 }
 
 #[derive(Serialize)]
-struct Page {
-    videos: Vec<VideoStatus>,
+struct Page<'s> {
+    videos: Vec<StatusView<'s>>,
     /// Pass as `cursor` to get the next page; null on the last one.
     next_cursor: Option<String>,
     /// The global log position these statuses reflect: subscribe to `/events` from here.
@@ -150,8 +156,9 @@ pub(super) fn parse_status(raw: &str) -> Result<Status, ApiError> {
     })
 }
 
-/// A page of statuses. With a subscriber token, only what it may see (a page can then hold
-/// fewer than `limit` rows; follow `next_cursor` until it is null).
+/// A page of statuses. With a subscriber token, only what it may see, and with `stalled`, only
+/// those (the flag is judged at read time, after the store's query: a page can then hold fewer
+/// than `limit` rows; follow `next_cursor` until it is null).
 pub async fn list(
     params: ListParams,
     headers: HeaderMap,
@@ -181,10 +188,13 @@ pub async fn list(
             limit,
         })
         .await?;
+    let now = chrono::Utc::now();
     let videos = page
         .videos
-        .into_iter()
+        .iter()
         .filter(|s| access.allows(&s.video_id, &s.provider))
+        .map(|s| state.stalls.view(s, now))
+        .filter(|view| params.stalled.is_none_or(|wanted| view.stalled == wanted))
         .collect();
     Ok(warp::reply::json(&Page {
         videos,

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::table::{apply, decide, Decision};
 use super::{Status, VideoState};
-use crate::event::{EventId, EventKind, ProviderName, VideoEvent};
+use crate::event::{EventId, EventKind, ProviderName, Source, VideoEvent};
 
 /// Whether the table accepted an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -28,6 +28,8 @@ pub struct HistoryEntry {
     pub kind: &'static str,
     pub occurred_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
+    /// A webhook or a poll of the provider's API; informational, the fold does not use it.
+    pub source: Source,
     pub outcome: Outcome,
     /// Why it was rejected; `None` when accepted.
     pub reason: Option<String>,
@@ -203,6 +205,7 @@ impl Fold {
             kind: event.kind.name(),
             occurred_at: event.occurred_at,
             received_at: event.received_at,
+            source: event.source,
             outcome,
             reason,
             status_after,

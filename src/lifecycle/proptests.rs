@@ -9,7 +9,9 @@ use proptest::sample::{select, Index};
 use serde_json::{json, Value};
 
 use super::*;
-use crate::event::{Assets, EventId, EventKind, FailureReason, ProviderName, VideoEvent, VideoId};
+use crate::event::{
+    Assets, EventId, EventKind, FailureReason, ProviderName, Source, VideoEvent, VideoId,
+};
 
 fn t(secs: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap() + Duration::seconds(secs)
@@ -52,6 +54,7 @@ fn event() -> impl Strategy<Value = VideoEvent> {
                 kind,
                 occurred_at: t(at),
                 received_at: t(at + lag),
+                source: Source::Webhook,
                 assets: Assets {
                     poster: poster.map(str::to_owned),
                     ..Assets::default()

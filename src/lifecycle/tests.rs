@@ -5,7 +5,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{json, Value};
 
 use super::*;
-use crate::event::{Assets, EventId, EventKind, FailureReason, ProviderName, VideoEvent, VideoId};
+use crate::event::{
+    Assets, EventId, EventKind, FailureReason, ProviderName, Source, VideoEvent, VideoId,
+};
 
 // ---- the language of the tests ----
 
@@ -64,6 +66,7 @@ impl Ev {
             kind: self.kind,
             occurred_at: t(at),
             received_at: arrival(at),
+            source: Source::Webhook,
             assets: self.assets,
             metadata: self.metadata,
         }
@@ -936,6 +939,7 @@ fn history_serializes_as_the_api_says() {
         json!({
             "event_id": "e3", "provider": "mux", "kind": "processing_started",
             "occurred_at": "2026-11-23T10:00:06Z", "received_at": "2026-11-23T10:00:06.300Z",
+            "source": "webhook",
             "outcome": "rejected", "reason": "processing_started after ready", "status_after": null,
         })
     );

@@ -1,7 +1,9 @@
 //! The status document that reads and UIs see. It is derived from the fold alone, so a rebuild
-//! from the log reproduces it exactly.
+//! from the log reproduces it exactly; the `stalled` flag beside it is derived at read time
+//! (`stall.rs`).
 
 pub mod rebuild;
+pub mod stall;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -10,7 +10,9 @@ use sha2::{Digest, Sha256};
 
 use super::mappers::invalid;
 use super::{ConfigIssue, MapError, Mapped, Verified};
-use crate::event::{Assets, EventId, EventKind, FailureReason, ProviderName, VideoEvent, VideoId};
+use crate::event::{
+    Assets, EventId, EventKind, FailureReason, ProviderName, Source, VideoEvent, VideoId,
+};
 
 type Object = Map<String, Value>;
 
@@ -156,6 +158,7 @@ pub(crate) fn map(
         kind,
         occurred_at,
         received_at,
+        source: Source::Webhook,
         assets: assets(data)?,
         metadata: data.get("metadata").cloned().unwrap_or(Value::Null),
     }))

@@ -17,6 +17,8 @@ use crate::store::{Change, EventStore, Store};
 #[derive(Debug, Clone)]
 pub enum GlobalEvent {
     Change(Change),
+    /// A video became stalled: no event moved it, only time, so there is no position for it.
+    Stalled(Arc<VideoStatus>),
     /// The hub itself missed changes (it fell behind the store's feed): subscribers must refetch.
     Reset,
 }
@@ -101,6 +103,22 @@ impl Hub {
         }
     }
 
+    /// Tells subscribers that `status` became stalled. Its version is one they may have seen
+    /// already, so it replaces an equal version (a newer one wins, as always).
+    pub fn announce_stalled(&self, status: VideoStatus) {
+        let status = Arc::new(status);
+        if let Some(sender) = self.lock_videos().get(&status.video_id) {
+            sender.send_if_modified(|latest| match latest {
+                Some(known) if known.version > status.version => false,
+                _ => {
+                    *latest = Some(Arc::clone(&status));
+                    true
+                }
+            });
+        }
+        let _ = self.inner.global.send(GlobalEvent::Stalled(status));
+    }
+
     fn publish(&self, change: Change) {
         if let Some(sender) = self.lock_videos().get(&change.video_id) {
             offer(sender, Arc::clone(&change.status));
@@ -164,13 +182,10 @@ async fn resync_videos(hub: &Hub, store: &Store) {
 }
 
 impl VideoSubscription {
-    /// The newest status published since the last call, if newer than `after` (a version).
-    pub fn newest_after(&mut self, after: Option<u64>) -> Option<Arc<VideoStatus>> {
-        let latest = self.receiver.borrow_and_update().clone()?;
-        match after {
-            Some(version) if latest.version <= version => None,
-            _ => Some(latest),
-        }
+    /// The newest status published (or announced stalled) so far; marks it seen, so `changed`
+    /// waits for the next one.
+    pub fn newest(&mut self) -> Option<Arc<VideoStatus>> {
+        self.receiver.borrow_and_update().clone()
     }
 
     /// Waits for the next publication; `false` once the hub is gone.

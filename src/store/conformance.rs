@@ -14,7 +14,8 @@ use super::{
     QuarantinedRequest, RebuiltStatus, StatusQuery, StoreError, StoredEvent, StreamCursor,
 };
 use crate::event::{
-    Assets, EventId, EventKind, FailureReason, ProviderName, RawDelivery, VideoEvent, VideoId,
+    Assets, EventId, EventKind, FailureReason, ProviderName, RawDelivery, Source, VideoEvent,
+    VideoId,
 };
 use crate::lifecycle::Status;
 use crate::projection::VideoStatus;
@@ -38,6 +39,7 @@ pub fn sample_event(
         kind,
         occurred_at,
         received_at: occurred_at + Duration::nanoseconds(2_123_456_789),
+        source: Source::Webhook,
         assets: Assets::default(),
         metadata: serde_json::Value::Null,
     }

@@ -12,6 +12,7 @@ mod operations;
 mod projection;
 mod rebuild;
 mod rebuild_props;
+mod reconcile;
 mod remap;
 mod schemes;
 mod sse;

@@ -69,6 +69,7 @@ fn event() -> impl Strategy<Value = VideoEvent> {
                     ..Assets::default()
                 },
                 metadata,
+                source: Default::default(),
             }
         })
 }

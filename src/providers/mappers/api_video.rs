@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::{at, first_text, parse_object, required_text, time_at, video_id};
-use crate::event::{Assets, EventKind, ProviderName, VideoEvent};
+use crate::event::{Assets, EventKind, ProviderName, Source, VideoEvent};
 use crate::providers::native::stable_event_id;
 use crate::providers::{MapError, Mapped, Verified};
 
@@ -57,6 +57,7 @@ pub(crate) fn map(
         kind,
         occurred_at,
         received_at,
+        source: Source::Webhook,
         assets: Assets {
             resolutions: quality.map(|q| vec![q.to_string()]).unwrap_or_default(),
             ..Assets::default()

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use super::{at, first_text, invalid, parse_object, percent_at, time_at, video_id};
-use crate::event::{Assets, EventKind, FailureReason, ProviderName, VideoEvent};
+use crate::event::{Assets, EventKind, FailureReason, ProviderName, Source, VideoEvent};
 use crate::providers::native::stable_event_id;
 use crate::providers::{MapError, Mapped, Verified};
 
@@ -64,6 +64,7 @@ pub(crate) fn map(
         kind,
         occurred_at,
         received_at,
+        source: Source::Webhook,
         assets: assets(&payload)?,
         metadata: Value::Object(metadata),
     }))

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use super::{at, event_id, first_text, required_text, unix_time, video_id};
-use crate::event::{Assets, EventKind, FailureReason, ProviderName, VideoEvent};
+use crate::event::{Assets, EventKind, FailureReason, ProviderName, Source, VideoEvent};
 use crate::providers::{MapError, Mapped, Verified};
 
 const TIMESTAMP_HEADER: &str = "x-fal-webhook-timestamp";
@@ -61,6 +61,7 @@ pub(crate) fn map(
         kind,
         occurred_at: event_time(verified).unwrap_or(received_at),
         received_at,
+        source: Source::Webhook,
         assets: Assets {
             playback_url: output_url.map(str::to_string),
             ..Assets::default()

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{at, event_id, percent_at, required_text, text, time_at, video_id};
 use crate::config::GenericMapperConfig;
-use crate::event::{Assets, EventKind, FailureReason, ProviderName, VideoEvent};
+use crate::event::{Assets, EventKind, FailureReason, ProviderName, Source, VideoEvent};
 use crate::providers::native::stable_event_id;
 use crate::providers::{ConfigIssue, MapError, Mapped, Verified};
 
@@ -170,6 +170,7 @@ impl GenericMapper {
             kind,
             occurred_at,
             received_at,
+            source: Source::Webhook,
             assets: Assets {
                 playback_url: string_at(&self.playback_url)?,
                 thumbnail: string_at(&self.thumbnail)?,

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use super::{at, event_id, first_text, invalid, parse_object, required_text, time_at, video_id};
-use crate::event::{Assets, EventKind, FailureReason, ProviderName, VideoEvent};
+use crate::event::{Assets, EventKind, FailureReason, ProviderName, Source, VideoEvent};
 use crate::providers::{MapError, Mapped, Verified};
 
 /// The kind of a Mux event type; `None` for types that do not move the lifecycle.
@@ -82,6 +82,7 @@ pub(crate) fn map(
         kind,
         occurred_at,
         received_at,
+        source: Source::Webhook,
         assets: if is_upload {
             Assets::default()
         } else {
