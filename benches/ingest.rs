@@ -17,6 +17,8 @@
 //! generator's own ceiling. Both sides are driven by the same generator, bodies and concurrency,
 //! which is what the ratio compares.
 
+#[path = "support/child.rs"]
+mod child;
 #[path = "support/machine.rs"]
 mod machine;
 
@@ -268,32 +270,20 @@ const RESULT_PREFIX: &str = "passivation result:";
 /// (d) Runs this benchmark again as a child with `--passivation-only`, passes its report
 /// through and keeps its figures.
 fn passivation(sizes: &Sizes, figures: &mut Figures) -> anyhow::Result<()> {
-    let exe = std::env::current_exe().context("cannot find the benchmark's own executable")?;
-    let output = std::process::Command::new(exe)
-        .args(["--passivation-only", "--touch", &sizes.touch.to_string()])
-        .args(["--concurrency", &sizes.concurrency.to_string()])
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .context("cannot run the passivation phase in a child process")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let mut result = None;
-    for line in stdout.lines() {
-        match line.strip_prefix(RESULT_PREFIX) {
-            Some(fields) => result = Some(fields.to_string()),
-            None => println!("{line}"),
-        }
-    }
-    if !output.status.success() {
-        bail!("the passivation phase failed: {}", output.status);
-    }
-    let result = result.context("the passivation phase printed no result")?;
-    let field = |name: &str| -> anyhow::Result<u64> {
-        result
-            .split_whitespace()
-            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
-            .and_then(|value| value.parse().ok())
-            .with_context(|| format!("no {name} in the passivation result {result:?}"))
-    };
+    let touch = sizes.touch.to_string();
+    let concurrency = sizes.concurrency.to_string();
+    let result = child::run(
+        [
+            "--passivation-only",
+            "--touch",
+            &touch,
+            "--concurrency",
+            &concurrency,
+        ],
+        RESULT_PREFIX,
+        "the passivation phase",
+    )?;
+    let field = |name: &str| result.field::<u64>(name);
     figures.touched = field("touched")?;
     figures.passivated = field("passivated")? == 1;
     figures.rss_after_passivation = Some(field("rss")?);

@@ -15,6 +15,8 @@
 //! cargo bench --bench rebuild -- --help
 //! ```
 
+#[path = "support/child.rs"]
+mod child;
 #[path = "support/machine.rs"]
 mod machine;
 
@@ -322,32 +324,12 @@ fn sample_raw(event: &VideoEvent) -> RawDelivery {
 const RESULT_PREFIX: &str = "measure result:";
 
 fn measure(db: &Path, figures: &mut Figures) -> anyhow::Result<()> {
-    let exe = std::env::current_exe().context("cannot find the benchmark's own executable")?;
-    let output = std::process::Command::new(exe)
-        .arg("--measure")
-        .arg(db)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .context("cannot run the measuring child process")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let mut result = None;
-    for line in stdout.lines() {
-        match line.strip_prefix(RESULT_PREFIX) {
-            Some(fields) => result = Some(fields.to_string()),
-            None => println!("{line}"),
-        }
-    }
-    if !output.status.success() {
-        bail!("the measuring child failed: {}", output.status);
-    }
-    let result = result.context("the measuring child printed no result")?;
-    let field = |name: &str| -> anyhow::Result<f64> {
-        result
-            .split_whitespace()
-            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
-            .and_then(|value| value.parse().ok())
-            .with_context(|| format!("no {name} in the child's result {result:?}"))
-    };
+    let result = child::run(
+        [std::ffi::OsStr::new("--measure"), db.as_os_str()],
+        RESULT_PREFIX,
+        "the measuring child",
+    )?;
+    let field = |name: &str| result.field::<f64>(name);
     figures.read_per_sec = field("read")?;
     figures.stream_read_per_sec = field("stream_read")?;
     figures.rebuild_per_sec = field("rebuild")?;

@@ -52,12 +52,13 @@ pub struct Step<'a> {
 /// `None` when that provider does not send such a step.
 pub fn render(payload: Payload, step: &Step<'_>) -> Option<(String, Value)> {
     match payload {
+        // Millisecond timestamps, as the native bodies have always carried them.
         Payload::Native => Some((
             step.event_id.to_string(),
             json!({
                 "id": step.event_id,
                 "type": step.event_type,
-                "timestamp": time(step.occurred_at),
+                "timestamp": step.occurred_at.to_rfc3339_opts(SecondsFormat::Millis, true),
                 "data": step.data,
             }),
         )),

@@ -325,27 +325,16 @@ impl Event {
 
     /// The event shaped as `payload`'s provider sends it; `None` for a step it never sends.
     fn into_delivery(self, payload: Payload) -> Option<Delivery> {
-        let (event_id, body) = if payload == Payload::Native {
-            // Millisecond timestamps, as the native bodies have always carried them.
-            let body = json!({
-                "id": self.event_id,
-                "type": self.event_type,
-                "timestamp": self.occurred_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-                "data": self.data,
-            });
-            (self.event_id.clone(), body)
-        } else {
-            payloads::render(
-                payload,
-                &payloads::Step {
-                    video_id: &self.video_id,
-                    event_id: &self.event_id,
-                    event_type: self.event_type,
-                    occurred_at: self.occurred_at,
-                    data: &self.data,
-                },
-            )?
-        };
+        let (event_id, body) = payloads::render(
+            payload,
+            &payloads::Step {
+                video_id: &self.video_id,
+                event_id: &self.event_id,
+                event_type: self.event_type,
+                occurred_at: self.occurred_at,
+                data: &self.data,
+            },
+        )?;
         Some(Delivery {
             video_id: self.video_id,
             event_id,

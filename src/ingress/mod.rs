@@ -151,24 +151,22 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
         .and(with_state(state.clone()))
         .then(health::metrics);
 
-    // Each group is boxed: one flat chain of this many `or`s is a type deep enough to overflow
-    // the compiler's recursion limit in release builds, and boxing also keeps build times down.
-    let reads = status.or(list).or(history).boxed();
-    let streams = video_events.or(all_events).or(page).boxed();
-    let admin = quarantine
+    let cors = cors(&state.config.http.cors_origins);
+    webhook
+        .or(status)
+        .or(list)
+        .or(history)
+        .or(video_events)
+        .or(all_events)
+        .or(page)
+        .or(quarantine)
         .or(audit)
         .or(replay)
         .or(start_rebuild)
         .or(rebuild_report)
-        .boxed();
-    let operations = healthz.or(readyz).or(metrics).boxed();
-
-    let cors = cors(&state.config.http.cors_origins);
-    webhook
-        .or(reads)
-        .or(streams)
-        .or(admin)
-        .or(operations)
+        .or(healthz)
+        .or(readyz)
+        .or(metrics)
         .with(cors)
         .recover(reject::recover)
         .with(warp::trace::request())

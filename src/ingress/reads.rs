@@ -228,8 +228,15 @@ pub async fn history(
     state: AppState,
 ) -> Result<warp::reply::Json, ApiError> {
     let access = subscriber_access(&headers, params.token.as_deref(), &state)?;
-    let video_id = state.correlator.resolve(&parse_video_id(&raw_id)?).await?;
-    let stored = state.store.read_stream(&video_id).await?;
+    let mut video_id = parse_video_id(&raw_id)?;
+    let mut stored = state.store.read_stream(&video_id).await?;
+    if stored.is_empty() {
+        let video = state.correlator.resolve(&video_id).await?;
+        if video != video_id {
+            stored = state.store.read_stream(&video).await?;
+            video_id = video;
+        }
+    }
     check_video_access(&access, &video_id, stored.last().map(|s| &s.event.provider))?;
     if stored.is_empty() {
         return Err(video_not_found(&video_id));

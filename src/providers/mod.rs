@@ -342,8 +342,8 @@ impl Provider {
     /// must be known for a later event that links it.
     pub fn aliases(&self, event: &VideoEvent) -> Option<Vec<VideoId>> {
         let keys: &[&str] = match self.mapper {
-            Mapper::Mux => &["passthrough", "mux_asset_id", "mux_upload_id"],
-            Mapper::CloudflareStream => &["cloudflare_uid"],
+            Mapper::Mux => mappers::mux::ALIAS_KEYS,
+            Mapper::CloudflareStream => mappers::cloudflare_stream::ALIAS_KEYS,
             _ => return None,
         };
         let aliases = keys

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::mappers::invalid;
+use super::mappers::{invalid, TrackedKind, KIND_NAMES};
 use super::{ConfigIssue, MapError, Mapped, Verified};
 use crate::event::{
     Assets, EventId, EventKind, FailureReason, ProviderName, Source, VideoEvent, VideoId,
@@ -16,55 +16,27 @@ use crate::event::{
 
 type Object = Map<String, Value>;
 
-/// The event types this mapper turns into lifecycle events; any other type is ignored.
-#[derive(Debug, Clone, Copy)]
-enum Tracked {
-    Uploaded,
-    ProcessingStarted,
-    Progress,
-    ProcessingCompleted,
-    Ready,
-    Failed,
-    Deleted,
-}
-
-impl Tracked {
-    /// The built-in types.
-    fn from_type(event_type: &str) -> Option<Tracked> {
-        let tracked = match event_type {
-            "video.uploaded" => Tracked::Uploaded,
-            "video.processing.started" => Tracked::ProcessingStarted,
-            "video.processing.progress" => Tracked::Progress,
-            "video.processing.completed" => Tracked::ProcessingCompleted,
-            "video.ready" => Tracked::Ready,
-            "video.failed" | "video.processing.failed" => Tracked::Failed,
-            "video.deleted" => Tracked::Deleted,
-            _ => return None,
-        };
-        Some(tracked)
-    }
-
-    /// A kind as `[provider.types]` names it: [`EventKind::name`].
-    fn from_kind(kind: &str) -> Option<Tracked> {
-        let tracked = match kind {
-            "uploaded" => Tracked::Uploaded,
-            "processing_started" => Tracked::ProcessingStarted,
-            "progress" => Tracked::Progress,
-            "processing_completed" => Tracked::ProcessingCompleted,
-            "ready" => Tracked::Ready,
-            "failed" => Tracked::Failed,
-            "deleted" => Tracked::Deleted,
-            _ => return None,
-        };
-        Some(tracked)
-    }
+/// The built-in event types this mapper turns into lifecycle events; any other type is ignored
+/// unless the provider's `[provider.types]` adds it.
+fn builtin_type(event_type: &str) -> Option<TrackedKind> {
+    let tracked = match event_type {
+        "video.uploaded" => TrackedKind::Uploaded,
+        "video.processing.started" => TrackedKind::ProcessingStarted,
+        "video.processing.progress" => TrackedKind::Progress,
+        "video.processing.completed" => TrackedKind::ProcessingCompleted,
+        "video.ready" => TrackedKind::Ready,
+        "video.failed" | "video.processing.failed" => TrackedKind::Failed,
+        "video.deleted" => TrackedKind::Deleted,
+        _ => return None,
+    };
+    Some(tracked)
 }
 
 /// The event types one provider's native mapper tracks: the built-in ones, plus those its
 /// config adds (`[provider.types]`, type → kind).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Types {
-    added: HashMap<String, Tracked>,
+    added: HashMap<String, TrackedKind>,
 }
 
 impl Types {
@@ -73,19 +45,16 @@ impl Types {
         for (event_type, kind) in types {
             let key = || format!("types.{event_type:?}");
             // Redefining a built-in type would change what stored events mean; only new ones.
-            if Tracked::from_type(event_type).is_some() {
+            if builtin_type(event_type).is_some() {
                 return Err(ConfigIssue::new(
                     key(),
                     "is a built-in type of the native mapper; only other types can be added",
                 ));
             }
-            let tracked = Tracked::from_kind(kind).ok_or_else(|| {
+            let tracked = TrackedKind::from_name(kind).ok_or_else(|| {
                 ConfigIssue::new(
                     key(),
-                    format!(
-                        "unknown kind {kind:?} (one of uploaded, processing_started, progress, \
-                         processing_completed, ready, failed, deleted)"
-                    ),
+                    format!("unknown kind {kind:?} (one of {KIND_NAMES})"),
                 )
             })?;
             added.insert(event_type.clone(), tracked);
@@ -93,8 +62,8 @@ impl Types {
         Ok(Types { added })
     }
 
-    fn get(&self, event_type: &str) -> Option<Tracked> {
-        Tracked::from_type(event_type).or_else(|| self.added.get(event_type).copied())
+    fn get(&self, event_type: &str) -> Option<TrackedKind> {
+        builtin_type(event_type).or_else(|| self.added.get(event_type).copied())
     }
 }
 
@@ -139,17 +108,17 @@ pub(crate) fn map(
     let video_id = video_id(data)?.ok_or(MapError::MissingVideoId)?;
     let occurred_at = timestamp(envelope)?;
     let kind = match tracked {
-        Tracked::Uploaded => EventKind::Uploaded,
-        Tracked::ProcessingStarted => EventKind::ProcessingStarted,
-        Tracked::Progress => EventKind::Progress {
+        TrackedKind::Uploaded => EventKind::Uploaded,
+        TrackedKind::ProcessingStarted => EventKind::ProcessingStarted,
+        TrackedKind::Progress => EventKind::Progress {
             percent: progress(data)?,
         },
-        Tracked::ProcessingCompleted => EventKind::ProcessingCompleted,
-        Tracked::Ready => EventKind::Ready,
-        Tracked::Failed => EventKind::Failed {
+        TrackedKind::ProcessingCompleted => EventKind::ProcessingCompleted,
+        TrackedKind::Ready => EventKind::Ready,
+        TrackedKind::Failed => EventKind::Failed {
             error: failure(data)?,
         },
-        Tracked::Deleted => EventKind::Deleted,
+        TrackedKind::Deleted => EventKind::Deleted,
     };
     Ok(Mapped::Event(VideoEvent {
         event_id,

@@ -1,8 +1,6 @@
 //! Built-in provider mappers and the generic mapper, end to end: a config entry, fixture bodies
 //! posted as the provider would, and the status a UI reads.
 
-use chrono::Utc;
-
 use crate::support::{spawn_app_with, HMAC_SECRET};
 use video_status::config::{Config, MapperConfig, Overrides, ProviderConfig, SchemeName, Secret};
 
@@ -56,9 +54,9 @@ async fn mux_fixtures_in_any_order_end_as_one_ready_video_under_the_apps_id() {
         "02-video.asset.created.json",
         "01-video.upload.asset_created.json",
     ] {
-        let body = fixture(&format!("mux/{file}"));
-        let headers = app.sign("muxhook", "unused", Utc::now(), &body);
-        let answer = app.post_raw("muxhook", &headers, body).await;
+        let answer = app
+            .post_signed("muxhook", fixture(&format!("mux/{file}")))
+            .await;
         assert_eq!(answer.status, 200, "{file}: {}", answer.text);
     }
     let status = app.get("/videos/vid_7731").await;
@@ -75,8 +73,7 @@ async fn mux_fixtures_in_any_order_end_as_one_ready_video_under_the_apps_id() {
     let track = br#"{"type":"video.asset.track.ready","id":"t-1","created_at":"2026-11-23T10:00:30Z",
         "object":{"type":"asset","id":"Qm4Zt01vXy2cA7bLd9sHw00kPpN3eRuf6"},"data":{"passthrough":"vid_7731"}}"#
         .to_vec();
-    let headers = app.sign("muxhook", "unused", Utc::now(), &track);
-    let answer = app.post_raw("muxhook", &headers, track).await;
+    let answer = app.post_signed("muxhook", track).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert_eq!(answer.body["status"], "ignored");
     app.stop().await;
@@ -92,9 +89,8 @@ async fn cloudflare_redelivery_dedupes_on_the_body_hash() {
     })
     .await;
     let body = fixture("cloudflare-stream/04-ready.json");
-    let headers = app.sign("cf", "unused", Utc::now(), &body);
-    let first = app.post_raw("cf", &headers, body.clone()).await;
-    let again = app.post_raw("cf", &headers, body).await;
+    let first = app.post_signed("cf", body.clone()).await;
+    let again = app.post_signed("cf", body).await;
     assert_eq!(first.body["status"], "accepted", "{}", first.text);
     assert_eq!(again.body["status"], "duplicate", "{}", again.text);
     let status = app.get("/videos/vid_7731").await;
@@ -113,12 +109,7 @@ async fn a_generic_mapper_from_a_config_file_maps_a_new_provider_without_code() 
     assert!(matches!(acme.mapper, Some(MapperConfig::Generic(_))));
 
     let app = spawn_app_with(move |config| config.providers.push(acme)).await;
-    let deliver = |body: &'static str| {
-        let bytes = body.as_bytes().to_vec();
-        let headers = app.sign("acme", "unused", Utc::now(), &bytes);
-        let app = &app;
-        async move { app.post_raw("acme", &headers, bytes).await }
-    };
+    let deliver = |body: &'static str| app.post_signed("acme", body.as_bytes().to_vec());
     let progress = deliver(
         r#"{"event":"asset.encoding","delivery":"d2","at":"2026-11-23T10:00:05Z","asset":{"id":"a-1","percent":"50"}}"#,
     )
@@ -177,8 +168,7 @@ fn mux_body(file: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
 }
 
 async fn post_mux(app: &crate::support::TestApp, body: Vec<u8>) -> crate::support::Answer {
-    let headers = app.sign("muxhook", "unused", Utc::now(), &body);
-    app.post_raw("muxhook", &headers, body).await
+    app.post_signed("muxhook", body).await
 }
 
 const UPLOAD_ID: &str = "Lw8XkT2p9aHqb01Zx5m00cVvRr3sNdy4";

@@ -148,6 +148,13 @@ impl TestApp {
         self.post_raw(provider, &headers, bytes).await
     }
 
+    /// Posts raw `body` bytes signed now. For providers whose event id is in the body (or a
+    /// hash of it), not in a signed header.
+    pub async fn post_signed(&self, provider: &str, body: Vec<u8>) -> Answer {
+        let headers = self.sign(provider, "unused", Utc::now(), &body);
+        self.post_raw(provider, &headers, body).await
+    }
+
     pub async fn post_raw(
         &self,
         provider: &str,

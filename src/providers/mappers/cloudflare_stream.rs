@@ -13,6 +13,11 @@ use crate::event::{Assets, EventKind, FailureReason, ProviderName, Source, Video
 use crate::providers::native::stable_event_id;
 use crate::providers::{MapError, Mapped, Verified};
 
+const UID_KEY: &str = "cloudflare_uid";
+
+/// The metadata keys holding the other ids one video is known by (see `Provider::aliases`).
+pub(crate) const ALIAS_KEYS: &[&str] = &[UID_KEY];
+
 pub(crate) fn map(
     provider: &ProviderName,
     _verified: &Verified,
@@ -53,7 +58,7 @@ pub(crate) fn map(
     };
     let occurred_at = time_at(&payload, "/modified")?.ok_or(MapError::MissingTimestamp)?;
     let mut metadata = Map::new();
-    metadata.insert("cloudflare_uid".into(), json!(uid));
+    metadata.insert(UID_KEY.into(), json!(uid));
     if let Some(meta) = at(&payload, "/meta") {
         metadata.insert("meta".into(), meta.clone());
     }

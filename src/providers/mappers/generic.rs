@@ -10,42 +10,13 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{at, event_id, percent_at, required_text, text, time_at, video_id};
+use super::{
+    at, event_id, percent_at, required_text, text, time_at, video_id, TrackedKind, KIND_NAMES,
+};
 use crate::config::GenericMapperConfig;
 use crate::event::{Assets, EventKind, FailureReason, ProviderName, Source, VideoEvent};
 use crate::providers::native::stable_event_id;
 use crate::providers::{ConfigIssue, MapError, Mapped, Verified};
-
-/// The kinds a type may map to, as spelled in the config.
-const KINDS: &str =
-    "uploaded, processing_started, progress, processing_completed, ready, failed, deleted";
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Kind {
-    Uploaded,
-    ProcessingStarted,
-    Progress,
-    ProcessingCompleted,
-    Ready,
-    Failed,
-    Deleted,
-}
-
-impl Kind {
-    fn parse(name: &str) -> Option<Kind> {
-        let kind = match name {
-            "uploaded" => Kind::Uploaded,
-            "processing_started" => Kind::ProcessingStarted,
-            "progress" => Kind::Progress,
-            "processing_completed" => Kind::ProcessingCompleted,
-            "ready" => Kind::Ready,
-            "failed" => Kind::Failed,
-            "deleted" => Kind::Deleted,
-            _ => return None,
-        };
-        Some(kind)
-    }
-}
 
 #[derive(Debug)]
 pub(crate) struct GenericMapper {
@@ -58,7 +29,7 @@ pub(crate) struct GenericMapper {
     metadata: Option<String>,
     playback_url: Option<String>,
     thumbnail: Option<String>,
-    types: HashMap<String, Kind>,
+    types: HashMap<String, TrackedKind>,
 }
 
 impl GenericMapper {
@@ -75,10 +46,10 @@ impl GenericMapper {
         };
         let mut types = HashMap::with_capacity(config.types.len());
         for (provider_type, kind) in &config.types {
-            let kind = Kind::parse(kind).ok_or_else(|| {
+            let kind = TrackedKind::from_name(kind).ok_or_else(|| {
                 ConfigIssue::new(
                     format!("mapper.types.{provider_type}"),
-                    format!("{kind:?} is not a lifecycle kind (one of: {KINDS})"),
+                    format!("{kind:?} is not a lifecycle kind (one of: {KIND_NAMES})"),
                 )
             })?;
             types.insert(provider_type.clone(), kind);
@@ -139,9 +110,9 @@ impl GenericMapper {
             None => received_at,
         };
         let kind = match kind {
-            Kind::Uploaded => EventKind::Uploaded,
-            Kind::ProcessingStarted => EventKind::ProcessingStarted,
-            Kind::Progress => {
+            TrackedKind::Uploaded => EventKind::Uploaded,
+            TrackedKind::ProcessingStarted => EventKind::ProcessingStarted,
+            TrackedKind::Progress => {
                 let percent = match &self.progress {
                     Some(pointer) => percent_at(&payload, pointer)?,
                     None => None,
@@ -150,12 +121,12 @@ impl GenericMapper {
                     EventKind::Progress { percent }
                 })
             }
-            Kind::ProcessingCompleted => EventKind::ProcessingCompleted,
-            Kind::Ready => EventKind::Ready,
-            Kind::Failed => EventKind::Failed {
+            TrackedKind::ProcessingCompleted => EventKind::ProcessingCompleted,
+            TrackedKind::Ready => EventKind::Ready,
+            TrackedKind::Failed => EventKind::Failed {
                 error: self.failure(&payload),
             },
-            Kind::Deleted => EventKind::Deleted,
+            TrackedKind::Deleted => EventKind::Deleted,
         };
         let string_at = |pointer: &Option<String>| -> Result<Option<String>, MapError> {
             match pointer {

@@ -15,6 +15,41 @@ use serde_json::Value;
 use super::MapError;
 use crate::event::{EventId, VideoId};
 
+/// A lifecycle kind before the event's data fills it in, as configs name it ([`EventKind::name`]):
+/// what a type table (`[provider.types]`, the generic mapper's `types`) maps a provider's type to.
+///
+/// [`EventKind::name`]: crate::event::EventKind::name
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum TrackedKind {
+    Uploaded,
+    ProcessingStarted,
+    Progress,
+    ProcessingCompleted,
+    Ready,
+    Failed,
+    Deleted,
+}
+
+/// Every name [`TrackedKind::from_name`] takes, for error messages.
+pub(crate) const KIND_NAMES: &str =
+    "uploaded, processing_started, progress, processing_completed, ready, failed, deleted";
+
+impl TrackedKind {
+    pub(crate) fn from_name(name: &str) -> Option<TrackedKind> {
+        let kind = match name {
+            "uploaded" => TrackedKind::Uploaded,
+            "processing_started" => TrackedKind::ProcessingStarted,
+            "progress" => TrackedKind::Progress,
+            "processing_completed" => TrackedKind::ProcessingCompleted,
+            "ready" => TrackedKind::Ready,
+            "failed" => TrackedKind::Failed,
+            "deleted" => TrackedKind::Deleted,
+            _ => return None,
+        };
+        Some(kind)
+    }
+}
+
 /// The body as a JSON object, or why it is not one.
 pub(crate) fn parse_object(body: &[u8]) -> Result<Value, MapError> {
     let payload: Value = serde_json::from_slice(body).map_err(MapError::NotJson)?;

@@ -12,6 +12,13 @@ use super::{at, event_id, first_text, invalid, parse_object, required_text, time
 use crate::event::{Assets, EventKind, FailureReason, ProviderName, Source, VideoEvent};
 use crate::providers::{MapError, Mapped, Verified};
 
+const ASSET_ID_KEY: &str = "mux_asset_id";
+const UPLOAD_ID_KEY: &str = "mux_upload_id";
+const PASSTHROUGH_KEY: &str = "passthrough";
+
+/// The metadata keys holding the other ids one video is known by (see `Provider::aliases`).
+pub(crate) const ALIAS_KEYS: &[&str] = &[PASSTHROUGH_KEY, ASSET_ID_KEY, UPLOAD_ID_KEY];
+
 /// The kind of a Mux event type; `None` for types that do not move the lifecycle.
 fn kind_of(event_type: &str) -> Option<Tracked> {
     let tracked = match event_type {
@@ -134,13 +141,13 @@ impl<'p> MuxIds<'p> {
 
     fn metadata(&self, payload: &Value) -> Value {
         let mut metadata = Map::new();
-        for (key, id) in [("mux_asset_id", self.asset), ("mux_upload_id", self.upload)] {
+        for (key, id) in [(ASSET_ID_KEY, self.asset), (UPLOAD_ID_KEY, self.upload)] {
             if let Some(id) = id {
                 metadata.insert(key.into(), json!(id));
             }
         }
         if let Some(passthrough) = self.passthrough {
-            metadata.insert("passthrough".into(), json!(passthrough));
+            metadata.insert(PASSTHROUGH_KEY.into(), json!(passthrough));
         }
         if let Some(meta) = at(payload, "/data/meta") {
             metadata.insert("meta".into(), meta.clone());
