@@ -155,21 +155,31 @@ impl Assets {
 
     /// Fields this event states replace the known ones; fields it is silent on are kept.
     pub fn merge_from(&mut self, newer: &Assets) {
+        self.merge(newer.clone());
+    }
+
+    /// [`Assets::merge_from`], taking the newer assets by value; whether anything changed.
+    pub fn merge(&mut self, newer: Assets) -> bool {
+        let mut changed = false;
         if !newer.resolutions.is_empty() {
-            self.resolutions = newer.resolutions.clone();
+            changed |= self.resolutions != newer.resolutions;
+            self.resolutions = newer.resolutions;
         }
         for (known, said) in [
-            (&mut self.poster, &newer.poster),
-            (&mut self.thumbnail, &newer.thumbnail),
-            (&mut self.playback_url, &newer.playback_url),
+            (&mut self.poster, newer.poster),
+            (&mut self.thumbnail, newer.thumbnail),
+            (&mut self.playback_url, newer.playback_url),
         ] {
             if said.is_some() {
-                known.clone_from(said);
+                changed |= *known != said;
+                *known = said;
             }
         }
         if newer.duration_secs.is_some() {
+            changed |= self.duration_secs != newer.duration_secs;
             self.duration_secs = newer.duration_secs;
         }
+        changed
     }
 }
 

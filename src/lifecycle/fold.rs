@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::table::{apply, decide, Decision};
+use super::table::{apply, apply_owned, decide, Decision};
 use super::{Status, VideoState};
 use crate::event::{EventId, EventKind, ProviderName, Source, VideoEvent};
 
@@ -89,13 +89,14 @@ pub fn fold_state(mut events: Vec<VideoEvent>) -> (Option<VideoState>, u64) {
         events.retain(|_| kept.next().unwrap_or(true));
     }
     events.sort_by(fold_order);
+    let version = events.len() as u64;
     let mut state: Option<VideoState> = None;
-    for event in &events {
-        if decide(state.as_ref(), event) == Decision::Accept {
-            state = Some(apply(state.as_ref(), event));
+    for event in events {
+        if decide(state.as_ref(), &event) == Decision::Accept {
+            state = Some(apply_owned(state.take(), event));
         }
     }
-    (state, events.len() as u64)
+    (state, version)
 }
 
 /// A video's events folded into its state and history. Cheap to extend with a newer event;
