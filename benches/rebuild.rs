@@ -77,6 +77,8 @@ enum Mode {
     Run(Sizes),
     /// The child of phase 2: measures the log at this path.
     Measure(PathBuf),
+    /// Only phase 1, into this path: a log to profile `--measure` on, or to keep.
+    WriteLog(PathBuf, Sizes),
 }
 
 fn parse_args() -> anyhow::Result<Mode> {
@@ -87,6 +89,7 @@ fn parse_args() -> anyhow::Result<Mode> {
         Sizes::DEFAULT
     };
     let mut args = args.into_iter();
+    let mut write_log = None;
     while let Some(arg) = args.next() {
         let mut number = |name: &str| -> anyhow::Result<usize> {
             let value = args
@@ -107,10 +110,16 @@ fn parse_args() -> anyhow::Result<Mode> {
                 let path = args.next().context("--measure needs a path")?;
                 return Ok(Mode::Measure(path.into()));
             }
+            "--write-log" => {
+                let path = args.next().context("--write-log needs a path")?;
+                write_log = Some(PathBuf::from(path));
+            }
             "--help" | "-h" => {
                 println!(
                     "cargo bench --bench rebuild -- [--quick] [--events N] [--videos N] \
                      [--rate N]\n\
+                     cargo bench --bench rebuild -- --write-log PATH [sizes]   (phase 1 only)\n\
+                     cargo bench --bench rebuild -- --measure PATH             (phase 2 only)\n\
                      defaults: --events {} --videos {} --rate {}\n\
                      --quick:  --events {} --videos {}",
                     Sizes::DEFAULT.events,
@@ -127,13 +136,25 @@ fn parse_args() -> anyhow::Result<Mode> {
     if sizes.events < sizes.videos {
         bail!("--events must be at least --videos");
     }
-    Ok(Mode::Run(sizes))
+    Ok(match write_log {
+        Some(path) => Mode::WriteLog(path, sizes),
+        None => Mode::Run(sizes),
+    })
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let sizes = match parse_args()? {
         Mode::Measure(path) => return measure_child(&path).await,
+        Mode::WriteLog(path, sizes) => {
+            build_log(&path, &sizes).await?;
+            println!(
+                "log of {} events written to {}",
+                sizes.events,
+                path.display()
+            );
+            return Ok(());
+        }
         Mode::Run(sizes) => sizes,
     };
     let machine = Machine::read();
@@ -354,22 +375,35 @@ async fn measure_child(db: &Path) -> anyhow::Result<()> {
     // The first rebuild of this fresh process: what a rebuild adds to a process that did not
     // rebuild before (a second one reuses what the allocator kept from the first).
     let mut first_rss = None;
+    // CPU per event (all threads of this process) says what each costs whatever else the
+    // machine runs; events/s says what it takes on the wall clock.
+    let cpu_per_event = |cpu_before: f64, events: u64| {
+        (process_cpu_secs() - cpu_before) * 1e6 / events.max(1) as f64
+    };
     for pass in 1..=2 {
-        let started = Instant::now();
+        let (started, cpu) = (Instant::now(), process_cpu_secs());
         let events = bare_read(&store, head).await?;
         let rate = events as f64 / started.elapsed().as_secs_f64();
         read = read.max(rate);
-        println!("    pass {pass}: bare read (position order)  {rate:>10.0} events/s");
+        println!(
+            "    pass {pass}: bare read (position order)  {rate:>10.0} events/s \
+             ({:.2} µs of CPU per event)",
+            cpu_per_event(cpu, events)
+        );
 
-        let started = Instant::now();
+        let (started, cpu) = (Instant::now(), process_cpu_secs());
         let events = stream_order_read(&store, head).await?;
         let rate = events as f64 / started.elapsed().as_secs_f64();
         stream_read = stream_read.max(rate);
-        println!("    pass {pass}: read in stream order        {rate:>10.0} events/s");
+        println!(
+            "    pass {pass}: read in stream order        {rate:>10.0} events/s \
+             ({:.2} µs of CPU per event)",
+            cpu_per_event(cpu, events)
+        );
 
         reset_peak_rss();
         let before = proc_status_kib("VmRSS:")? * 1024;
-        let started = Instant::now();
+        let (started, cpu) = (Instant::now(), process_cpu_secs());
         let report = rebuild(&store, |_| {}).await?;
         let secs = started.elapsed().as_secs_f64();
         let rate = report.events_done as f64 / secs;
@@ -381,8 +415,9 @@ async fn measure_child(db: &Path) -> anyhow::Result<()> {
         first_rss.get_or_insert((before, peak));
         println!(
             "    pass {pass}: rebuild                      {rate:>10.0} events/s \
-             ({} videos in {secs:.2} s; RSS {} → peak {})",
+             ({} videos in {secs:.2} s, {:.2} µs of CPU per event; RSS {} → peak {})",
             report.videos,
+            cpu_per_event(cpu, report.events_done),
             megabytes(before),
             megabytes(peak)
         );
@@ -414,7 +449,7 @@ async fn bare_read(store: &Store, head: u64) -> anyhow::Result<u64> {
 async fn stream_order_read(store: &Store, head: u64) -> anyhow::Result<u64> {
     let (mut after, mut events) = (None, 0u64);
     loop {
-        let page = store.read_streams(after, head, 10_000).await?;
+        let page = store.read_streams(after, None, head, 10_000).await?;
         let Some(last) = page.last() else { break };
         after = Some(video_status::store::StreamCursor {
             video_id: last.event.video_id.clone(),
@@ -423,6 +458,18 @@ async fn stream_order_read(store: &Store, head: u64) -> anyhow::Result<u64> {
         events += page.len() as u64;
     }
     Ok(events)
+}
+
+/// User + system CPU time of every thread of this process so far.
+fn process_cpu_secs() -> f64 {
+    // SAFETY: getrusage writes one `rusage` into the zeroed value it is given.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
 /// Resets `VmHWM` to the current RSS (Linux ≥ 4.0), so the peak read after is the rebuild's.

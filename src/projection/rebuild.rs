@@ -5,6 +5,7 @@
 //! CLI; one at a time.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -12,18 +13,25 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tracing::{error, info};
 
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::event::VideoId;
 use crate::lifecycle::{fold_state, FOLD_VERSION};
 use crate::projection::VideoStatus;
 use crate::store::{EventStore, RebuiltStatus, Store, StoreError, StoredEvent, StreamCursor};
 
-/// Events read from the log per round trip.
+/// Events read from the log per round trip, shared out between the ranges folded at once: the
+/// decoded events in memory stay the same however many ranges there are.
 const READ_BATCH: usize = 10_000;
 /// Most statuses per write to the shadow table. An online rebuild shares the store's writer with
 /// the webhooks: a smaller write delays the commits queued behind it less.
 const SHADOW_BATCH: usize = 500;
+/// Most ranges of streams folded at once: reading and folding take a core each range, and past
+/// a few the store's read pool (which webhooks share) becomes the limit.
+const MAX_RANGES: usize = 4;
+/// Fewest events per range: a small log folds faster in one range than split.
+const MIN_EVENTS_PER_RANGE: u64 = 100_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -116,9 +124,9 @@ impl Rebuilder {
             report.clone()
         };
         let this = self.clone();
-        // A thread of its own, at a lower CPU priority, with a runtime of its own: the threads it
-        // starts for reading and folding inherit the priority, so the rebuild takes the cycles
-        // webhooks leave and does not stretch their latency.
+        // A thread of its own, in the idle scheduling class, with a runtime of its own: the
+        // threads it starts for reading and folding inherit the class, so the rebuild takes the
+        // cycles webhooks leave and does not stretch their latency.
         let spawned = std::thread::Builder::new()
             .name("online-rebuild".into())
             .spawn({
@@ -176,18 +184,28 @@ impl Rebuilder {
     }
 }
 
-/// Nice value of an online rebuild's threads (webhooks run at 0).
+/// Nice value of an online rebuild's threads where the idle scheduling class is refused
+/// (webhooks run at 0).
 const ONLINE_NICE: i32 = 10;
 
-/// Lowers the calling thread's CPU priority to [`ONLINE_NICE`]; threads it starts inherit it.
+/// Moves the calling thread to the idle scheduling class (`SCHED_IDLE`): it runs only on a core
+/// no other thread wants, and a webhook's thread waking up takes the core at once. A nice value,
+/// the fallback, only shares the cores in proportion, so every hop of a webhook (HTTP, actor,
+/// writer) could wait out a rebuild thread's time slice. Threads it starts inherit the class.
 /// Best effort: a rebuild at normal priority is still correct.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: setpriority only reads its integer arguments; `who = 0` is the calling thread
-        // on Linux, where the nice value is per thread.
-        let failed = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, ONLINE_NICE) } != 0;
-        if failed {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: sched_setscheduler reads `param` and its integer arguments; `pid = 0` is the
+        // calling thread on Linux, where the policy is per thread.
+        let idle = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } == 0;
+        if idle {
+            return;
+        }
+        // SAFETY: setpriority only reads its integer arguments; `who = 0` is the calling thread.
+        let niced = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, ONLINE_NICE) } == 0;
+        if !niced {
             tracing::warn!(
                 "cannot lower the online rebuild's CPU priority; it runs at normal priority"
             );
@@ -200,10 +218,20 @@ fn lower_priority() {
 /// the size of the log: statuses go to the shadow table as they are folded.
 pub async fn rebuild(
     store: &Store,
+    progress: impl FnMut(&RebuildReport),
+) -> Result<RebuildReport, StoreError> {
+    let head = store.head_position().await?;
+    rebuild_in_ranges(store, head, ranges_for(head), progress).await
+}
+
+/// [`rebuild`] up to global position `head`, folding about `ranges` ranges of streams at once.
+async fn rebuild_in_ranges(
+    store: &Store,
+    head: u64,
+    ranges: usize,
     mut progress: impl FnMut(&RebuildReport),
 ) -> Result<RebuildReport, StoreError> {
     let started = Instant::now();
-    let head = store.head_position().await?;
     let mut report = RebuildReport {
         phase: Phase::Folding,
         events_total: head,
@@ -213,10 +241,29 @@ pub async fn rebuild(
     };
     progress(&report);
     let shadow = store.begin_shadow().await?;
-    let mut refold = Refold::new(store.clone(), head);
-    // One shadow write in flight while the next page is read and folded.
+    let ranges = StreamRange::split(store, ranges).await?;
+    let page_size = READ_BATCH / ranges.len();
+    // Each range folds on its own tasks; their statuses meet here, in no particular order (the
+    // shadow is a table), and one shadow write is in flight while the ranges go on.
+    let (folded, mut statuses) = mpsc::channel::<Vec<RebuiltStatus>>(2 * ranges.len());
+    let events_done = Arc::new(AtomicU64::new(0));
+    let mut folding = JoinSet::new();
+    for range in ranges {
+        let (store, folded, events_done) = (store.clone(), folded.clone(), events_done.clone());
+        folding.spawn(async move {
+            let mut refold = Refold::over(store, range, head, page_size);
+            while let Some(batch) = refold.next_batch().await? {
+                events_done.fetch_add(refold.take_events_read(), Ordering::Relaxed);
+                if folded.send(batch).await.is_err() {
+                    break; // the rebuild failed and stopped listening
+                }
+            }
+            Ok::<(), StoreError>(())
+        });
+    }
+    drop(folded);
     let mut writing: Option<JoinHandle<Result<(), StoreError>>> = None;
-    while let Some(mut batch) = refold.next_batch().await? {
+    while let Some(mut batch) = statuses.recv().await {
         report.videos += batch.len() as u64;
         while !batch.is_empty() {
             let rest = batch.split_off(batch.len().min(SHADOW_BATCH));
@@ -229,13 +276,17 @@ pub async fn rebuild(
                 store.write_shadow(shadow, chunk).await
             }));
         }
-        report.events_done = refold.events_done();
+        report.events_done = events_done.load(Ordering::Relaxed);
         report.events_per_sec = report.events_done as f64 / started.elapsed().as_secs_f64();
         progress(&report);
+    }
+    while let Some(range) = folding.join_next().await {
+        range.map_err(joined)??;
     }
     if let Some(last) = writing.take() {
         last.await.map_err(joined)??;
     }
+    report.events_done = events_done.load(Ordering::Relaxed);
     // Appends made while folding already wrote complete statuses in their own transactions;
     // the swap keeps those rows, so catching up is only a matter of not overwriting them.
     report.phase = Phase::CatchingUp;
@@ -276,28 +327,49 @@ pub async fn refold_all(store: &Store) -> Result<BTreeMap<VideoId, VideoStatus>,
 pub struct Refold {
     store: Store,
     upto: u64,
+    before: Option<VideoId>,
+    page_size: usize,
     ahead: Option<JoinHandle<Result<Vec<StoredEvent>, StoreError>>>,
     /// The last stream of the page before, which may go on in the next page.
     carry: Vec<StoredEvent>,
-    events_done: u64,
+    events_read: u64,
 }
 
 impl Refold {
-    /// Starts reading the log up to global position `upto`.
+    /// Starts reading the whole log up to global position `upto`.
     pub fn new(store: Store, upto: u64) -> Refold {
-        let ahead = Some(read_ahead(&store, None, upto));
+        Refold::over(store, StreamRange::default(), upto, READ_BATCH)
+    }
+
+    /// Starts reading the streams of `range`, up to global position `upto`, `page_size` events
+    /// per read.
+    pub fn over(store: Store, range: StreamRange, upto: u64, page_size: usize) -> Refold {
+        let start = range.from.map(|video_id| StreamCursor {
+            video_id,
+            version: 0,
+        });
+        let page_size = page_size.max(1);
+        let ahead = Some(read_ahead(
+            &store,
+            start,
+            range.before.clone(),
+            upto,
+            page_size,
+        ));
         Refold {
             store,
             upto,
+            before: range.before,
+            page_size,
             ahead,
             carry: Vec::new(),
-            events_done: 0,
+            events_read: 0,
         }
     }
 
-    /// Events read so far.
-    pub fn events_done(&self) -> u64 {
-        self.events_done
+    /// Events read since the last call.
+    pub fn take_events_read(&mut self) -> u64 {
+        std::mem::take(&mut self.events_read)
     }
 
     /// The statuses of the videos whose streams ended in the next page (possibly none, when one
@@ -307,15 +379,23 @@ impl Refold {
             return Ok(None);
         };
         let page = ahead.await.map_err(joined)??;
-        let last_page = page.len() < READ_BATCH;
+        let last_page = page.len() < self.page_size;
         if let (false, Some(last)) = (last_page, page.last()) {
             let cursor = StreamCursor {
                 video_id: last.event.video_id.clone(),
                 version: last.version,
             };
-            self.ahead = Some(read_ahead(&self.store, Some(cursor), self.upto));
+            let before = self.before.clone();
+            let (upto, page_size) = (self.upto, self.page_size);
+            self.ahead = Some(read_ahead(
+                &self.store,
+                Some(cursor),
+                before,
+                upto,
+                page_size,
+            ));
         }
-        self.events_done += page.len() as u64;
+        self.events_read += page.len() as u64;
         let carry = std::mem::take(&mut self.carry);
         // Folding is CPU work: off the async workers, so an online rebuild does not stall them.
         let (statuses, carry) =
@@ -330,10 +410,45 @@ impl Refold {
 fn read_ahead(
     store: &Store,
     after: Option<StreamCursor>,
+    before: Option<VideoId>,
     upto: u64,
+    page_size: usize,
 ) -> JoinHandle<Result<Vec<StoredEvent>, StoreError>> {
     let store = store.clone();
-    tokio::spawn(async move { store.read_streams(after, upto, READ_BATCH).await })
+    tokio::spawn(async move { store.read_streams(after, before, upto, page_size).await })
+}
+
+/// The streams from `from` (the first when `None`) to just before `before` (the last when
+/// `None`), by stream id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamRange {
+    pub from: Option<VideoId>,
+    pub before: Option<VideoId>,
+}
+
+impl StreamRange {
+    /// The whole log cut into about `parts` ranges of similar size, in order.
+    pub async fn split(store: &Store, parts: usize) -> Result<Vec<StreamRange>, StoreError> {
+        let cuts = store.split_streams(parts).await?;
+        let mut ranges = Vec::with_capacity(cuts.len() + 1);
+        let mut from = None;
+        for cut in cuts {
+            ranges.push(StreamRange {
+                from: from.replace(cut.clone()),
+                before: Some(cut),
+            });
+        }
+        ranges.push(StreamRange { from, before: None });
+        Ok(ranges)
+    }
+}
+
+/// How many ranges a rebuild of `events` events folds at once: one per core, up to
+/// [`MAX_RANGES`], and none smaller than [`MIN_EVENTS_PER_RANGE`].
+fn ranges_for(events: u64) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let by_size = usize::try_from(events / MIN_EVENTS_PER_RANGE).unwrap_or(usize::MAX);
+    cores.min(MAX_RANGES).min(by_size).max(1)
 }
 
 /// Folds every stream that ends in `page` (after the `carry` of the page before); the last
@@ -376,4 +491,83 @@ fn joined(error: tokio::task::JoinError) -> StoreError {
         std::panic::resume_unwind(error.into_panic());
     }
     StoreError::Unavailable(Box::new(error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventKind;
+    use crate::store::conformance::{append_request, sample_event};
+    use crate::store::StatusQuery;
+
+    /// 40 videos of 1 to 4 events each, appended interleaved.
+    async fn store_with_a_log() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("log.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let kinds = [
+            EventKind::Uploaded,
+            EventKind::ProcessingStarted,
+            EventKind::Progress { percent: 50.0 },
+            EventKind::Ready,
+        ];
+        for (round, kind) in kinds.into_iter().enumerate() {
+            for video in 0..40 {
+                if round < 1 + video % 4 {
+                    let id = format!("vid_{video:02}");
+                    let at = 1_000 + round as i64;
+                    let event = sample_event(&id, &format!("evt_{id}_{round}"), kind.clone(), at);
+                    store
+                        .append(append_request(event, round as u64))
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+        (dir, store)
+    }
+
+    async fn every_status(store: &Store) -> Vec<VideoStatus> {
+        let query = StatusQuery {
+            limit: 1000,
+            ..StatusQuery::default()
+        };
+        store.list_statuses(query).await.unwrap().videos
+    }
+
+    #[tokio::test]
+    async fn ranges_folded_at_once_give_the_fold_of_the_whole_log() {
+        let (_dir, store) = store_with_a_log().await;
+        let head = store.head_position().await.unwrap();
+        let expected: Vec<VideoStatus> = refold_all(&store).await.unwrap().into_values().collect();
+        assert_eq!(expected.len(), 40);
+        for ranges in [1, 3, 7] {
+            let cuts = store.split_streams(ranges).await.unwrap();
+            assert_eq!(cuts.len(), ranges - 1, "{ranges} ranges");
+            let report = rebuild_in_ranges(&store, head, ranges, |_| {})
+                .await
+                .unwrap();
+            assert_eq!(
+                report.events_done, head,
+                "{ranges} ranges read every event once"
+            );
+            assert_eq!(report.videos, 40, "{ranges} ranges fold every video once");
+            assert_eq!(every_status(&store).await, expected, "{ranges} ranges");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_ranges_cover_the_log_in_order_without_overlap() {
+        let (_dir, store) = store_with_a_log().await;
+        let ranges = StreamRange::split(&store, 4).await.unwrap();
+        assert_eq!(ranges.len(), 4);
+        assert_eq!(ranges[0].from, None);
+        assert_eq!(ranges[3].before, None);
+        for pair in ranges.windows(2) {
+            assert!(pair[0].before.is_some());
+            assert_eq!(pair[0].before, pair[1].from);
+        }
+        let whole = StreamRange::split(&store, 1).await.unwrap();
+        assert_eq!(whole, vec![StreamRange::default()]);
+    }
 }

@@ -676,13 +676,16 @@ pub async fn read_streams_walks_stream_by_stream<S: EventStore>(store: &S) {
     expected.sort();
     let key = |e: &StoredEvent| (e.event.video_id.to_string(), e.version, e.position);
 
-    let all = store.read_streams(None, upto, 100).await.unwrap();
+    let all = store.read_streams(None, None, upto, 100).await.unwrap();
     assert_eq!(all.iter().map(key).collect::<Vec<_>>(), expected);
 
     let mut paged = Vec::new();
     let mut after = None;
     loop {
-        let page = store.read_streams(after.clone(), upto, 2).await.unwrap();
+        let page = store
+            .read_streams(after.clone(), None, upto, 2)
+            .await
+            .unwrap();
         let Some(last) = page.last() else { break };
         after = Some(StreamCursor {
             video_id: last.event.video_id.clone(),
@@ -691,7 +694,57 @@ pub async fn read_streams_walks_stream_by_stream<S: EventStore>(store: &S) {
         paged.extend(page.iter().map(key));
     }
     assert_eq!(paged, expected);
-    assert!(store.read_streams(None, 0, 10).await.unwrap().is_empty());
+    assert!(store
+        .read_streams(None, None, 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // An upper bound ends the walk before that stream, wherever it starts.
+    let before_b = store
+        .read_streams(None, Some(video("vid_b")), upto, 100)
+        .await
+        .unwrap();
+    let only_a: Vec<_> = expected
+        .iter()
+        .filter(|e| e.0 == "vid_a")
+        .cloned()
+        .collect();
+    assert_eq!(before_b.iter().map(key).collect::<Vec<_>>(), only_a);
+
+    // The cuts of `split_streams` are ascending stream ids, never the first stream, and the
+    // ranges between them add up to the whole walk.
+    assert!(store.split_streams(1).await.unwrap().is_empty());
+    let cuts = store.split_streams(3).await.unwrap();
+    assert_eq!(
+        cuts,
+        vec![video("vid_b"), video("vid_c")],
+        "3 streams of 3 events"
+    );
+    let mut bounds: Vec<Option<VideoId>> = cuts.iter().cloned().map(Some).collect();
+    bounds.push(None);
+    let mut ranged = Vec::new();
+    let mut start = None;
+    for before in bounds {
+        let range = store
+            .read_streams(start, before.clone(), u64::MAX, 100)
+            .await
+            .unwrap();
+        ranged.extend(range.iter().map(key));
+        start = before.map(|video_id| StreamCursor {
+            video_id,
+            version: 0,
+        });
+    }
+    let mut everything: Vec<_> = store
+        .read_streams(None, None, u64::MAX, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(key)
+        .collect();
+    everything.sort();
+    assert_eq!(ranged, everything);
 
     let deliveries = store.read_deliveries(2, 3).await.unwrap();
     assert_eq!(

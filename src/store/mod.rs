@@ -232,14 +232,24 @@ pub trait EventStore: Send + Sync {
     ) -> impl Future<Output = Result<StatusPage, StoreError>> + Send;
 
     /// Up to `limit` events at global positions up to `upto`, in stream order (stream id, then
-    /// version), after `after` (from the first stream when `None`). What a rebuild reads: one
-    /// video's events arrive together, so it folds one video at a time.
+    /// version), after `after` (from the first stream when `None`) and in streams whose id sorts
+    /// before `before` (to the last stream when `None`). What a rebuild reads: one video's events
+    /// arrive together, so it folds one video at a time, and ranges of streams fold in parallel.
     fn read_streams(
         &self,
         after: Option<StreamCursor>,
+        before: Option<VideoId>,
         upto: u64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
+    /// Stream ids that cut the log into about `parts` ranges of similar size, in order (at most
+    /// `parts - 1` of them; none for a small or empty log). Only shares out a rebuild's work: any
+    /// cut gives the same result, so an estimate will do.
+    fn split_streams(
+        &self,
+        parts: usize,
+    ) -> impl Future<Output = Result<Vec<VideoId>, StoreError>> + Send;
 
     /// Like `read_all`, with each event's raw delivery.
     fn read_deliveries(
@@ -419,10 +429,14 @@ impl EventStore for Store {
     async fn read_streams(
         &self,
         after: Option<StreamCursor>,
+        before: Option<VideoId>,
         upto: u64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        delegate!(self, s => s.read_streams(after, upto, limit).await)
+        delegate!(self, s => s.read_streams(after, before, upto, limit).await)
+    }
+    async fn split_streams(&self, parts: usize) -> Result<Vec<VideoId>, StoreError> {
+        delegate!(self, s => s.split_streams(parts).await)
     }
     async fn read_deliveries(
         &self,

@@ -26,6 +26,9 @@ use super::{
 use crate::event::codec::{decode_event, decode_raw, encode_event, encode_raw};
 use crate::event::{EventId, ProviderName, VideoId};
 use crate::projection::VideoStatus;
+use checkpointer::Checkpointer;
+
+mod checkpointer;
 
 /// Schema migrations, applied in order by [`SqliteStore::open`] and recorded in
 /// `schema_migrations`. Append only: a shipped migration never changes.
@@ -141,6 +144,16 @@ const SELECT_ALL: &str = "SELECT position, stream_version, payload FROM events
 const SELECT_STREAMS: &str = "SELECT position, stream_version, payload FROM events
     WHERE (stream_id, stream_version) > (?1, ?2) AND position <= ?3
     ORDER BY stream_id, stream_version LIMIT ?4";
+/// [`SELECT_STREAMS`] with an upper bound. A statement of its own, not `?5 IS NULL OR ...`:
+/// only a plain bound ends the index range scan there rather than filtering to the end.
+const SELECT_STREAMS_BEFORE: &str = "SELECT position, stream_version, payload FROM events
+    WHERE (stream_id, stream_version) > (?1, ?2) AND position <= ?3 AND stream_id < ?5
+    ORDER BY stream_id, stream_version LIMIT ?4";
+/// The stream of the `n`th event in stream order. Only the two id columns are asked for, so it
+/// walks the narrow `UNIQUE (stream_id, stream_version)` index, not the one holding payloads.
+const SELECT_NTH_STREAM: &str =
+    "SELECT stream_id FROM events ORDER BY stream_id, stream_version LIMIT 1 OFFSET ?1";
+const COUNT_EVENTS: &str = "SELECT COUNT(*) FROM events";
 const SELECT_DELIVERIES: &str = "SELECT position, stream_version, payload, raw FROM events
     WHERE position > ?1 ORDER BY position LIMIT ?2";
 const SELECT_HEAD: &str = "SELECT COALESCE(MAX(position), 0) FROM events";
@@ -195,9 +208,10 @@ pub struct SqliteStore {
 
 struct Inner {
     // Field order matters: `jobs` drops first, which ends the writer's loop, and then
-    // `_writer` joins the thread (held only for that).
+    // `_writer` joins the thread (held only for that); the checkpointer stops after it.
     jobs: mpsc::Sender<Job>,
     _writer: WriterThread,
+    _checkpointer: Checkpointer,
     readers: Arc<ReadPool>,
     counters: Arc<Counters>,
     changes: broadcast::Sender<Change>,
@@ -226,6 +240,7 @@ impl SqliteStore {
         }
         let mut conn = open_writer(&path)?;
         migrate(&mut conn)?;
+        let checkpointer = Checkpointer::start(&path)?;
 
         // A reader now, so a database readers cannot open fails here rather than on first read.
         let readers = Arc::new(ReadPool::new(path));
@@ -246,6 +261,7 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 jobs,
                 _writer: WriterThread(Some(thread)),
+                _checkpointer: checkpointer,
                 readers,
                 counters,
                 changes,
@@ -305,6 +321,7 @@ impl EventStore for SqliteStore {
     async fn read_streams(
         &self,
         after: Option<StreamCursor>,
+        before: Option<VideoId>,
         upto: u64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
@@ -312,14 +329,50 @@ impl EventStore for SqliteStore {
             (cursor.video_id.as_str().to_owned(), cursor.version)
         });
         self.read(move |conn| {
-            let mut statement = conn.prepare_cached(SELECT_STREAMS)?;
-            let rows = statement.query(params![
-                stream,
-                saturating_i64(version),
-                saturating_i64(upto),
-                saturating_i64(limit)
-            ])?;
-            stored_events(rows)
+            let (stream, version) = (stream, saturating_i64(version));
+            let (upto, limit) = (saturating_i64(upto), saturating_i64(limit));
+            match before {
+                None => {
+                    let mut statement = conn.prepare_cached(SELECT_STREAMS)?;
+                    let rows = statement.query(params![stream, version, upto, limit])?;
+                    stored_events(rows)
+                }
+                Some(before) => {
+                    let mut statement = conn.prepare_cached(SELECT_STREAMS_BEFORE)?;
+                    let bound = params![stream, version, upto, limit, before.as_str()];
+                    let rows = statement.query(bound)?;
+                    stored_events(rows)
+                }
+            }
+        })
+        .await
+    }
+
+    async fn split_streams(&self, parts: usize) -> Result<Vec<VideoId>, StoreError> {
+        self.read(move |conn| {
+            let events: i64 = conn
+                .prepare_cached(COUNT_EVENTS)?
+                .query_row([], |row| row.get(0))?;
+            let events = usize::try_from(events).unwrap_or(0);
+            let mut cuts: Vec<VideoId> = Vec::new();
+            if parts < 2 || events < parts {
+                return Ok(cuts);
+            }
+            let mut statement = conn.prepare_cached(SELECT_NTH_STREAM)?;
+            for part in 1..parts {
+                let nth = saturating_i64(events * part / parts);
+                let id: Option<String> = statement.query_row([nth], |row| row.get(0)).optional()?;
+                let Some(id) = id else { break };
+                let id = parse_id(VideoId::parse, id, "stream_id")?;
+                // A long stream may hold several cuts: one range takes it whole.
+                if cuts.last().is_none_or(|last| *last < id) {
+                    cuts.push(id);
+                }
+            }
+            // A cut at the first stream would leave the first range empty.
+            let first: Option<String> = statement.query_row([0], |row| row.get(0)).optional()?;
+            cuts.retain(|cut| Some(cut.as_str()) != first.as_deref());
+            Ok(cuts)
         })
         .await
     }
@@ -425,7 +478,13 @@ impl EventStore for SqliteStore {
         shadow: Shadow,
         statuses: Vec<RebuiltStatus>,
     ) -> Result<(), StoreError> {
-        self.write(|reply| Job::WriteShadow(shadow, statuses, reply))
+        // Serialized here, on the rebuild's own (idle-class) thread: the writer, which appends
+        // wait for, only inserts.
+        let rows = statuses
+            .iter()
+            .map(|rebuilt| StatusRow::new(&rebuilt.status, rebuilt.position))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.write(|reply| Job::WriteShadow(shadow, rows, reply))
             .await
     }
 
@@ -639,6 +698,11 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(
+        None,
+        "wal_autocheckpoint",
+        checkpointer::WRITER_BACKSTOP_PAGES,
+    )?;
     Ok(conn)
 }
 
@@ -686,7 +750,7 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 enum Job {
     Append(Box<AppendRequest>, Reply<AppendOutcome>),
     BeginShadow(Reply<u64>),
-    WriteShadow(Shadow, Vec<RebuiltStatus>, Reply<()>),
+    WriteShadow(Shadow, Vec<StatusRow>, Reply<()>),
     SwapShadow(Shadow, u64, u32, Reply<()>),
     RecordAudit(Box<AuditRecord>, Reply<()>),
     Quarantine(Box<QuarantineRecord>, Reply<u64>),
@@ -1062,26 +1126,43 @@ fn find_duplicate(
 }
 
 fn upsert_status(conn: &Connection, status: &VideoStatus, position: i64) -> Result<(), StoreError> {
-    write_status(conn, UPSERT_STATUS, status, position)
+    StatusRow::new(status, stored_u64(position, "position")?)?.insert(conn, UPSERT_STATUS)
 }
 
-fn write_status(
-    conn: &Connection,
-    sql: &str,
-    status: &VideoStatus,
+/// A row of the status table (or its shadow), serialized and ready to insert.
+struct StatusRow {
+    video_id: String,
+    provider: String,
+    status: &'static str,
+    version: i64,
     position: i64,
-) -> Result<(), StoreError> {
-    let doc = serde_json::to_string(status)
-        .map_err(|e| corrupt(&format!("status of {}", status.video_id), e))?;
-    conn.prepare_cached(sql)?.execute(params![
-        status.video_id.as_str(),
-        status.provider.as_str(),
-        status.status.as_str(),
-        saturating_i64(status.version),
-        position,
-        doc,
-    ])?;
-    Ok(())
+    doc: String,
+}
+
+impl StatusRow {
+    fn new(status: &VideoStatus, position: u64) -> Result<StatusRow, StoreError> {
+        Ok(StatusRow {
+            doc: serde_json::to_string(status)
+                .map_err(|e| corrupt(&format!("status of {}", status.video_id), e))?,
+            video_id: status.video_id.as_str().to_owned(),
+            provider: status.provider.as_str().to_owned(),
+            status: status.status.as_str(),
+            version: saturating_i64(status.version),
+            position: saturating_i64(position),
+        })
+    }
+
+    fn insert(&self, conn: &Connection, sql: &str) -> Result<(), StoreError> {
+        conn.prepare_cached(sql)?.execute(params![
+            self.video_id,
+            self.provider,
+            self.status,
+            self.version,
+            self.position,
+            self.doc,
+        ])?;
+        Ok(())
+    }
 }
 
 fn begin_shadow(conn: &Connection) -> Result<u64, StoreError> {
@@ -1104,19 +1185,10 @@ fn check_claim(conn: &Connection, shadow: Shadow) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn write_shadow(
-    conn: &Connection,
-    shadow: Shadow,
-    statuses: &[RebuiltStatus],
-) -> Result<(), StoreError> {
+fn write_shadow(conn: &Connection, shadow: Shadow, rows: &[StatusRow]) -> Result<(), StoreError> {
     check_claim(conn, shadow)?;
-    for rebuilt in statuses {
-        write_status(
-            conn,
-            INSERT_SHADOW_STATUS,
-            &rebuilt.status,
-            saturating_i64(rebuilt.position),
-        )?;
+    for row in rows {
+        row.insert(conn, INSERT_SHADOW_STATUS)?;
     }
     Ok(())
 }
