@@ -1,10 +1,11 @@
 //! The embedded SQLite backend (`sqlite://PATH`): the event log, the status table, the audit log
 //! and the quarantine in one WAL-mode database file.
 //!
-//! Writes go through one dedicated writer thread that owns the only read-write connection and
-//! commits whatever is queued in one transaction (group commit: one fsync for many webhooks),
+//! Writes go through one dedicated writer thread that owns the only connection that writes rows
+//! and commits whatever is queued in one transaction (group commit: one fsync for many webhooks),
 //! with a savepoint per request so a failing request rolls back only itself. Reads run on a
-//! small pool of read-only connections beside it, which WAL allows. Nothing here decides what an
+//! small pool of read-only connections beside it, which WAL allows, and a checkpoint thread
+//! copies the WAL into the database file beside the writer (`checkpointer`). Nothing here decides what an
 //! event means: the bytes come from `event::codec`, the status documents from the caller.
 
 use std::path::{Path, PathBuf};
@@ -188,6 +189,8 @@ const LINGER_POLL: Duration = Duration::from_micros(100);
 const QUEUE_CAPACITY: usize = 4 * MAX_BATCH;
 /// Read-only connections (and concurrent blocking reads).
 const READERS: usize = 4;
+/// Most events a bulk read allocates room for before reading them.
+const MAX_PREALLOCATED_EVENTS: usize = 10_000;
 /// How long a statement waits for a lock held by another process before answering busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest page `list_statuses` returns.
@@ -313,7 +316,7 @@ impl EventStore for SqliteStore {
         self.read(move |conn| {
             let mut statement = conn.prepare_cached(SELECT_ALL)?;
             let rows = statement.query(params![saturating_i64(after), saturating_i64(limit)])?;
-            stored_events(rows)
+            stored_events_up_to(rows, limit)
         })
         .await
     }
@@ -330,18 +333,19 @@ impl EventStore for SqliteStore {
         });
         self.read(move |conn| {
             let (stream, version) = (stream, saturating_i64(version));
+            let wanted = limit;
             let (upto, limit) = (saturating_i64(upto), saturating_i64(limit));
             match before {
                 None => {
                     let mut statement = conn.prepare_cached(SELECT_STREAMS)?;
                     let rows = statement.query(params![stream, version, upto, limit])?;
-                    stored_events(rows)
+                    stored_events_up_to(rows, wanted)
                 }
                 Some(before) => {
                     let mut statement = conn.prepare_cached(SELECT_STREAMS_BEFORE)?;
                     let bound = params![stream, version, upto, limit, before.as_str()];
                     let rows = statement.query(bound)?;
-                    stored_events(rows)
+                    stored_events_up_to(rows, wanted)
                 }
             }
         })
@@ -1313,8 +1317,17 @@ fn head_position(conn: &Connection) -> Result<u64, StoreError> {
     stored_u64(head, "position")
 }
 
-fn stored_events(mut rows: rusqlite::Rows<'_>) -> Result<Vec<StoredEvent>, StoreError> {
-    let mut events = Vec::new();
+fn stored_events(rows: rusqlite::Rows<'_>) -> Result<Vec<StoredEvent>, StoreError> {
+    stored_events_up_to(rows, 0)
+}
+
+/// [`stored_events`] of a read that asked for at most `limit` rows: a page of a bulk read is
+/// allocated once, not grown (and copied) by doubling.
+fn stored_events_up_to(
+    mut rows: rusqlite::Rows<'_>,
+    limit: usize,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut events = Vec::with_capacity(limit.min(MAX_PREALLOCATED_EVENTS));
     while let Some(row) = rows.next()? {
         events.push(stored_event(row)?);
     }
