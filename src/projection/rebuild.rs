@@ -23,7 +23,7 @@ use crate::store::{EventStore, RebuiltStatus, Store, StoreError, StoredEvent, St
 
 /// Events read from the log per round trip, shared out between the ranges folded at once: the
 /// decoded events in memory stay the same however many ranges there are.
-const READ_BATCH: usize = 10_000;
+const READ_BATCH: usize = 6_000;
 /// Most statuses per write to the shadow table. An online rebuild shares the store's writer with
 /// the webhooks: a smaller write delays the commits queued behind it less.
 const SHADOW_BATCH: usize = 500;
