@@ -123,8 +123,8 @@ pub async fn video_stream(
         .get_status(&video_id)
         .await?
         .map(|status| Arc::new(Published::new(Arc::new(status), None)));
-    if let (Access::Token(_), Some(status)) = (&access, &current) {
-        if !access.allows(&video_id, &status.status.provider) {
+    if let (Access::Token(_), Some(published)) = (&access, &current) {
+        if !access.allows(&video_id, &published.status.provider) {
             return Err(ApiError::from(crate::auth::AuthError::Forbidden));
         }
     }
