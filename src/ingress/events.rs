@@ -1,12 +1,15 @@
 //! Server-sent events: `GET /videos/{id}/events` (one video, latest wins) and `GET /events`
 //! (every change, replayable by global position). Streams end with a `shutdown` event when the
 //! server stops, so a graceful shutdown never waits on an open stream.
+//!
+//! Streams yield frames already encoded (`crate::sse::frame`): a change's frame is shared by
+//! every subscriber it goes to; only replays, resets and the shutdown event are encoded here.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use chrono::Utc;
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
@@ -14,7 +17,6 @@ use serde_json::json;
 use tokio::sync::{broadcast, watch};
 use warp::http::{HeaderMap, HeaderValue};
 use warp::reply::Response;
-use warp::sse::Event;
 use warp::Reply;
 
 use super::reads::parse_video_id;
@@ -26,7 +28,7 @@ use crate::event::{ProviderName, VideoId};
 use crate::lifecycle::Status;
 use crate::projection::stall::StallPolicy;
 use crate::projection::VideoStatus;
-use crate::sse::{GlobalEvent, VideoSubscription};
+use crate::sse::{frame, FrameBody, GlobalEvent, Published, VideoSubscription};
 use crate::store::EventStore;
 
 /// Events read from the log per round trip while replaying.
@@ -65,48 +67,40 @@ fn resume_from(headers: &HeaderMap, query: Option<&str>) -> Result<Option<u64>, 
     }
 }
 
-/// `id` is `None` for a status only time changed (it became stalled): an event without an id
-/// leaves the client's `Last-Event-ID` where it was.
-fn status_event(id: Option<u64>, status: &VideoStatus, stalled: bool) -> Event {
-    let view = crate::projection::stall::StatusView { status, stalled };
-    let event = Event::default()
-        .event("status")
-        .data(serde_json::to_string(&view).unwrap_or_default());
-    match id {
-        Some(id) => event.id(id.to_string()),
-        None => event,
-    }
+fn reset_event(reason: &str, position: Option<u64>) -> Bytes {
+    let data = json!({ "reason": reason, "position": position }).to_string();
+    frame::encode("reset", &data, None)
 }
 
-fn reset_event(reason: &str, position: Option<u64>) -> Event {
-    Event::default()
-        .event("reset")
-        .data(json!({ "reason": reason, "position": position }).to_string())
+fn shutdown_event() -> Bytes {
+    frame::encode(
+        "shutdown",
+        r#"{"reason":"server shutting down; reconnect"}"#,
+        None,
+    )
 }
 
-fn shutdown_event() -> Event {
-    Event::default()
-        .event("shutdown")
-        .data(r#"{"reason":"server shutting down; reconnect"}"#)
-}
-
-fn sse_response<S>(events: S, state: &AppState) -> Response
+/// The response for a stream of frames: a `retry:` hint first, then the frames, with keep-alive
+/// comments while it is quiet.
+fn sse_response<S>(frames: S, state: &AppState) -> Response
 where
-    S: Stream<Item = Result<Event, Infallible>> + Send + Sync + 'static,
+    S: Stream<Item = Bytes> + Send + Sync + 'static,
 {
-    let keep_alive = warp::sse::keep_alive()
-        .interval(Duration::from_secs(state.config.sse.keep_alive_secs))
-        .stream(events);
-    let mut response = warp::sse::reply(keep_alive).into_response();
+    let body = FrameBody::new(
+        frame::retry(state.config.sse.retry_ms),
+        Box::pin(frames),
+        Duration::from_secs(state.config.sse.keep_alive_secs),
+    );
+    let mut response = warp::reply::stream(body).into_response();
     let headers = response.headers_mut();
+    headers.insert(
+        "content-type",
+        HeaderValue::from_static("text/event-stream"),
+    );
     // Proxies (nginx) must not buffer the stream, nor caches keep it.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     headers.insert("cache-control", HeaderValue::from_static("no-cache"));
     response
-}
-
-fn retry_hint(state: &AppState) -> Event {
-    Event::default().retry(Duration::from_millis(state.config.sse.retry_ms))
 }
 
 pub async fn video_stream(
@@ -124,9 +118,13 @@ pub async fn video_stream(
     // Subscribe before reading the current status: a change committed in between is in both,
     // and versions make the overlap harmless.
     let subscription = state.hub.subscribe_video(&video_id);
-    let current = state.store.get_status(&video_id).await?.map(Arc::new);
-    if let (Access::Token(_), Some(status)) = (&access, &current) {
-        if !access.allows(&video_id, &status.provider) {
+    let current = state
+        .store
+        .get_status(&video_id)
+        .await?
+        .map(|status| Arc::new(Published::new(Arc::new(status), None)));
+    if let (Access::Token(_), Some(published)) = (&access, &current) {
+        if !access.allows(&video_id, &published.status.provider) {
             return Err(ApiError::from(crate::auth::AuthError::Forbidden));
         }
     }
@@ -140,18 +138,17 @@ pub async fn video_stream(
         stalls: state.stalls.clone(),
         access,
         closing: state.hub.closing(),
-        hello: Some(retry_hint(&state)),
         done: false,
     };
-    let events = stream::unfold(stream, |stream| stream.next()).map_ok_infallible();
-    Ok(sse_response(events, &state))
+    let frames = stream::unfold(stream, |stream| stream.next());
+    Ok(sse_response(frames, &state))
 }
 
 /// One video's stream: the newest status newer than what the client has, then each change.
 struct VideoStream {
     subscription: VideoSubscription,
     /// The status read at connect, not sent yet.
-    pending: Option<Arc<VideoStatus>>,
+    pending: Option<Arc<Published>>,
     /// The version the client has (Last-Event-ID, then what was sent).
     sent: Option<u64>,
     /// Whether what was sent showed the video stalled.
@@ -159,29 +156,26 @@ struct VideoStream {
     stalls: StallPolicy,
     access: Access,
     closing: watch::Receiver<bool>,
-    hello: Option<Event>,
     done: bool,
 }
 
 impl VideoStream {
     /// A newer version, or the same version whose stalled flag the client has not seen. The
     /// flag is judged now: time alone can set it.
-    fn news(&self, status: Option<Arc<VideoStatus>>) -> Option<(Arc<VideoStatus>, bool)> {
-        let status = status?;
-        let stalled = self.stalls.is_stalled(&status, Utc::now());
+    fn news(&self, published: Option<Arc<Published>>) -> Option<(Arc<Published>, bool)> {
+        let published = published?;
+        let status = &published.status;
+        let stalled = self.stalls.is_stalled(status, Utc::now());
         let is_new = match self.sent {
             None => true,
             Some(sent) => {
                 status.version > sent || (status.version == sent && stalled != self.sent_stalled)
             }
         };
-        is_new.then_some((status, stalled))
+        is_new.then_some((published, stalled))
     }
 
-    async fn next(mut self) -> Option<(Event, VideoStream)> {
-        if let Some(hello) = self.hello.take() {
-            return Some((hello, self));
-        }
+    async fn next(mut self) -> Option<(Bytes, VideoStream)> {
         if self.done {
             return None;
         }
@@ -198,12 +192,12 @@ impl VideoStream {
                     self.news(newest)
                 }
             };
-            if let Some((status, stalled)) = candidate {
+            if let Some((published, stalled)) = candidate {
+                let status = &published.status;
                 self.sent = Some(status.version);
                 self.sent_stalled = stalled;
                 if self.access.allows(&status.video_id, &status.provider) {
-                    let event = status_event(Some(status.version), &status, stalled);
-                    return Some((event, self));
+                    return Some((published.video_frame(stalled), self));
                 }
                 continue;
             }
@@ -242,10 +236,8 @@ pub async fn global_stream(
         Some(after) => replay_since(after, &filter, &state).await?,
         None => (Vec::new(), None),
     };
-    let mut first = vec![retry_hint(&state)];
-    first.extend(replay);
     let stream = GlobalStream {
-        queued: first.into(),
+        queued: replay.into(),
         live,
         cursor,
         filter,
@@ -253,8 +245,8 @@ pub async fn global_stream(
         closing: state.hub.closing(),
         done: false,
     };
-    let events = stream::unfold(stream, |stream| stream.next()).map_ok_infallible();
-    Ok(sse_response(events, &state))
+    let frames = stream::unfold(stream, |stream| stream.next());
+    Ok(sse_response(frames, &state))
 }
 
 /// What a global subscriber asked to see, and may see.
@@ -278,7 +270,7 @@ async fn replay_since(
     after: u64,
     filter: &ChangeFilter,
     state: &AppState,
-) -> Result<(Vec<Event>, Option<u64>), ApiError> {
+) -> Result<(Vec<Bytes>, Option<u64>), ApiError> {
     let head = state.store.head_position().await?;
     if head.saturating_sub(after) > state.config.sse.replay_horizon as u64 {
         return Ok((
@@ -303,7 +295,7 @@ async fn replay_since(
         if let Some(status) = state.store.get_status(&video_id).await? {
             if filter.admits(&status) {
                 let stalled = state.stalls.is_stalled(&status, Utc::now());
-                events.push(status_event(Some(position), &status, stalled));
+                events.push(frame::status(Some(position), &status, stalled));
             }
         }
     }
@@ -312,7 +304,7 @@ async fn replay_since(
 
 /// The global stream: replayed events first, then live changes after the cursor.
 struct GlobalStream {
-    queued: std::collections::VecDeque<Event>,
+    queued: std::collections::VecDeque<Bytes>,
     live: broadcast::Receiver<GlobalEvent>,
     /// Highest position already covered: live changes at or below it were replayed.
     cursor: Option<u64>,
@@ -323,7 +315,7 @@ struct GlobalStream {
 }
 
 impl GlobalStream {
-    async fn next(mut self) -> Option<(Event, GlobalStream)> {
+    async fn next(mut self) -> Option<(Bytes, GlobalStream)> {
         if let Some(event) = self.queued.pop_front() {
             return Some((event, self));
         }
@@ -340,20 +332,22 @@ impl GlobalStream {
                 _ = self.closing.changed() => continue,
             };
             match received {
-                Ok(GlobalEvent::Change(change)) => {
-                    if self.cursor.is_some_and(|c| change.position <= c) {
+                Ok(GlobalEvent::Change {
+                    position,
+                    published,
+                }) => {
+                    if self.cursor.is_some_and(|c| position <= c) {
                         continue;
                     }
-                    self.cursor = Some(change.position);
-                    if self.filter.admits(&change.status) {
-                        let stalled = self.stalls.is_stalled(&change.status, Utc::now());
-                        let event = status_event(Some(change.position), &change.status, stalled);
-                        return Some((event, self));
+                    self.cursor = Some(position);
+                    if self.filter.admits(&published.status) {
+                        let stalled = self.stalls.is_stalled(&published.status, Utc::now());
+                        return Some((published.global_frame(stalled), self));
                     }
                 }
-                Ok(GlobalEvent::Stalled(status)) => {
-                    if self.filter.admits(&status) {
-                        return Some((status_event(None, &status, true), self));
+                Ok(GlobalEvent::Stalled(stalled)) => {
+                    if self.filter.admits(&stalled.status) {
+                        return Some((stalled.global_frame(true), self));
                     }
                 }
                 Ok(GlobalEvent::Reset) => return Some((reset_event("server_resync", None), self)),
@@ -367,12 +361,3 @@ impl GlobalStream {
         }
     }
 }
-
-/// `unfold` yields plain events; SSE wants `Result`s.
-trait MapOkInfallible: Stream<Item = Event> + Sized {
-    fn map_ok_infallible(self) -> impl Stream<Item = Result<Event, Infallible>> {
-        futures_util::StreamExt::map(self, Ok)
-    }
-}
-
-impl<S: Stream<Item = Event>> MapOkInfallible for S {}

@@ -9,6 +9,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tracing::warn;
 
+use super::frame::Published;
 use crate::event::VideoId;
 use crate::projection::VideoStatus;
 use crate::store::{Change, EventStore, Store};
@@ -16,14 +17,19 @@ use crate::store::{Change, EventStore, Store};
 /// What a global subscriber receives.
 #[derive(Debug, Clone)]
 pub enum GlobalEvent {
-    Change(Change),
+    /// A committed change at `position` (the id of its global frame too).
+    Change {
+        position: u64,
+        published: Arc<Published>,
+    },
     /// A video became stalled: no event moved it, only time, so there is no position for it.
-    Stalled(Arc<VideoStatus>),
+    Stalled(Arc<Published>),
     /// The hub itself missed changes (it fell behind the store's feed): subscribers must refetch.
     Reset,
 }
 
-type Latest = Option<Arc<VideoStatus>>;
+/// A video's newest status, shared with the global stream so that its frames are encoded once.
+type Latest = Option<Arc<Published>>;
 
 /// Handle to the hub; cheap to clone.
 #[derive(Clone)]
@@ -106,25 +112,31 @@ impl Hub {
     /// Tells subscribers that `status` became stalled. Its version is one they may have seen
     /// already, so it replaces an equal version (a newer one wins, as always).
     pub fn announce_stalled(&self, status: VideoStatus) {
-        let status = Arc::new(status);
-        if let Some(sender) = self.lock_videos().get(&status.video_id) {
+        let stalled = Arc::new(Published::new(Arc::new(status), None));
+        if let Some(sender) = self.lock_videos().get(&stalled.status.video_id) {
             sender.send_if_modified(|latest| match latest {
-                Some(known) if known.version > status.version => false,
+                Some(known) if known.status.version > stalled.status.version => false,
                 _ => {
-                    *latest = Some(Arc::clone(&status));
+                    *latest = Some(Arc::clone(&stalled));
                     true
                 }
             });
         }
-        let _ = self.inner.global.send(GlobalEvent::Stalled(status));
+        let _ = self.inner.global.send(GlobalEvent::Stalled(stalled));
     }
 
+    /// One `Published` per change, handed to both stream kinds: whichever subscriber first
+    /// needs a frame encodes it, every other one clones it.
     fn publish(&self, change: Change) {
+        let published = Arc::new(Published::new(change.status, Some(change.position)));
         if let Some(sender) = self.lock_videos().get(&change.video_id) {
-            offer(sender, Arc::clone(&change.status));
+            offer(sender, Arc::clone(&published));
         }
         // No global subscriber is not an error.
-        let _ = self.inner.global.send(GlobalEvent::Change(change));
+        let _ = self.inner.global.send(GlobalEvent::Change {
+            position: change.position,
+            published,
+        });
     }
 
     fn lock_videos(&self) -> std::sync::MutexGuard<'_, HashMap<VideoId, watch::Sender<Latest>>> {
@@ -137,9 +149,9 @@ impl Hub {
 
 /// Replaces the watched status only by a newer version, so a late resync read never moves a
 /// subscriber backwards.
-fn offer(sender: &watch::Sender<Latest>, status: Arc<VideoStatus>) {
+fn offer(sender: &watch::Sender<Latest>, status: Arc<Published>) {
     sender.send_if_modified(|latest| match latest {
-        Some(known) if known.version >= status.version => false,
+        Some(known) if known.status.version >= status.status.version => false,
         _ => {
             *latest = Some(status);
             true
@@ -172,7 +184,7 @@ async fn resync_videos(hub: &Hub, store: &Store) {
         match store.get_status(&video_id).await {
             Ok(Some(status)) => {
                 if let Some(sender) = hub.lock_videos().get(&video_id) {
-                    offer(sender, Arc::new(status));
+                    offer(sender, Arc::new(Published::new(Arc::new(status), None)));
                 }
             }
             Ok(None) => {}
@@ -184,7 +196,7 @@ async fn resync_videos(hub: &Hub, store: &Store) {
 impl VideoSubscription {
     /// The newest status published (or announced stalled) so far; marks it seen, so `changed`
     /// waits for the next one.
-    pub fn newest(&mut self) -> Option<Arc<VideoStatus>> {
+    pub fn newest(&mut self) -> Option<Arc<Published>> {
         self.receiver.borrow_and_update().clone()
     }
 
