@@ -26,7 +26,7 @@ use crate::store::{EventStore, RebuiltStatus, Store, StoreError, StoredEvent, St
 const READ_BATCH: usize = 6_000;
 /// Most statuses per write to the shadow table. An online rebuild shares the store's writer with
 /// the webhooks: a smaller write delays the commits queued behind it less.
-const SHADOW_BATCH: usize = 500;
+const SHADOW_BATCH: usize = 250;
 /// Most ranges of streams folded at once: reading and folding take a core each range, and past
 /// a few the store's read pool (which webhooks share) becomes the limit.
 const MAX_RANGES: usize = 4;

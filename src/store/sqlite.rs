@@ -764,6 +764,16 @@ enum Job {
     Ping(Reply<()>),
 }
 
+impl Job {
+    /// Whether the job's rows may be committed without an fsync (see [`commit_without_fsync`]).
+    fn may_skip_fsync(&self) -> bool {
+        matches!(self, Job::WriteShadow(..))
+    }
+}
+
+const SYNCHRONOUS_OFF: &str = "PRAGMA synchronous = OFF";
+const SYNCHRONOUS_FULL: &str = "PRAGMA synchronous = FULL";
+
 /// A request that ran in the batch, waiting for the batch's COMMIT before its caller hears.
 enum Pending {
     Append(
@@ -808,7 +818,37 @@ fn run_writer(
             linger(&mut queue, &mut batch);
         }
         last_batch = batch.len();
-        commit_batch(&conn, batch.drain(..), counters, changes);
+        // Appends first, with their fsync; then the shadow rows of a rebuild, which wait for
+        // no disk: an append never waits for a shadow write's fsync.
+        let (deferred, durable): (Vec<Job>, Vec<Job>) =
+            batch.drain(..).partition(Job::may_skip_fsync);
+        if !durable.is_empty() {
+            commit_batch(&conn, durable.into_iter(), counters, changes);
+        }
+        if !deferred.is_empty() {
+            commit_without_fsync(&conn, deferred.into_iter(), counters, changes);
+        }
+    }
+}
+
+/// Commits `jobs` without waiting for the disk. Only for rows nothing acknowledged depends on
+/// until a later, fsynced commit: a rebuild's shadow rows, which count only once the swap commits
+/// (with `synchronous = FULL`, whose fsync of the WAL makes every frame before it durable too).
+/// A crash before that loses a shadow that the next rebuild drops anyway.
+fn commit_without_fsync(
+    conn: &Connection,
+    jobs: impl Iterator<Item = Job>,
+    counters: &Counters,
+    changes: &broadcast::Sender<Change>,
+) {
+    let deferred = conn.execute_batch(SYNCHRONOUS_OFF).is_ok();
+    commit_batch(conn, jobs, counters, changes);
+    if deferred {
+        if let Err(error) = conn.execute_batch(SYNCHRONOUS_FULL) {
+            // Going on would acknowledge appends without an fsync. Stopping the writer answers
+            // every caller `Unavailable` (503) instead, and a restart reopens with FULL.
+            panic!("cannot restore synchronous = FULL on the writer: {error}");
+        }
     }
 }
 
@@ -1488,6 +1528,31 @@ mod tests {
     }
 
     conformance::conformance_tests!(fresh);
+
+    #[test]
+    fn a_shadow_write_commits_without_fsync_and_the_writer_goes_back_to_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open_writer(&dir.path().join("writer.db")).unwrap();
+        migrate(&mut conn).unwrap();
+        let generation = begin_shadow(&conn).unwrap();
+        let status =
+            conformance::sample_status("vid_1", "demo", crate::lifecycle::Status::Ready, 3);
+        let rows = vec![StatusRow::new(&status, 7).unwrap()];
+        let (reply, answer) = oneshot::channel();
+        let job = Job::WriteShadow(Shadow { generation }, rows, reply);
+        assert!(job.may_skip_fsync());
+        let (changes, _) = broadcast::channel(4);
+        commit_without_fsync(&conn, std::iter::once(job), &Counters::default(), &changes);
+        answer.blocking_recv().unwrap().unwrap();
+        let synchronous: i64 = conn
+            .pragma_query_value(None, "synchronous", |row| row.get(0))
+            .unwrap();
+        assert_eq!(synchronous, 2, "FULL again, for the next append");
+        let rows: i64 = conn
+            .query_row("SELECT COUNT(*) FROM status_rebuild", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(rows, 1);
+    }
 
     #[tokio::test]
     async fn events_survive_drop_and_reopen() {
