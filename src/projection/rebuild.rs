@@ -138,7 +138,7 @@ impl Rebuilder {
                         .build()
                         .map_err(|e| StoreError::Unavailable(Box::new(e)))
                         .and_then(|runtime| {
-                            runtime.block_on(rebuild(&this.store, |update| {
+                            runtime.block_on(rebuild_beside_webhooks(&this.store, |update| {
                                 *this.lock() = update.clone()
                             }))
                         });
@@ -221,7 +221,27 @@ pub async fn rebuild(
     progress: impl FnMut(&RebuildReport),
 ) -> Result<RebuildReport, StoreError> {
     let head = store.head_position().await?;
-    rebuild_in_ranges(store, head, ranges_for(head), progress).await
+    rebuild_in_ranges(store, head, ranges_for(head), Pace::Full, progress).await
+}
+
+/// [`rebuild`] while the server ingests: the shadow writes keep the store's writer and disk
+/// busy at most half the time, so appends queue behind them less.
+async fn rebuild_beside_webhooks(
+    store: &Store,
+    progress: impl FnMut(&RebuildReport),
+) -> Result<RebuildReport, StoreError> {
+    let head = store.head_position().await?;
+    rebuild_in_ranges(store, head, ranges_for(head), Pace::Shared, progress).await
+}
+
+/// How fast a rebuild writes its shadow table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pace {
+    /// One write after the other: nothing else writes (the CLI).
+    Full,
+    /// After each write, a pause as long as the write took: the webhooks' appends share the
+    /// writer thread and the disk with the shadow rows.
+    Shared,
 }
 
 /// [`rebuild`] up to global position `head`, folding about `ranges` ranges of streams at once.
@@ -229,6 +249,7 @@ async fn rebuild_in_ranges(
     store: &Store,
     head: u64,
     ranges: usize,
+    pace: Pace,
     mut progress: impl FnMut(&RebuildReport),
 ) -> Result<RebuildReport, StoreError> {
     let started = Instant::now();
@@ -273,7 +294,12 @@ async fn rebuild_in_ranges(
             }
             let store = store.clone();
             writing = Some(tokio::spawn(async move {
-                store.write_shadow(shadow, chunk).await
+                let started = Instant::now();
+                store.write_shadow(shadow, chunk).await?;
+                if pace == Pace::Shared {
+                    tokio::time::sleep(started.elapsed()).await;
+                }
+                Ok(())
             }));
         }
         report.events_done = events_done.load(Ordering::Relaxed);
@@ -544,7 +570,7 @@ mod tests {
         for ranges in [1, 3, 7] {
             let cuts = store.split_streams(ranges).await.unwrap();
             assert_eq!(cuts.len(), ranges - 1, "{ranges} ranges");
-            let report = rebuild_in_ranges(&store, head, ranges, |_| {})
+            let report = rebuild_in_ranges(&store, head, ranges, Pace::Full, |_| {})
                 .await
                 .unwrap();
             assert_eq!(
