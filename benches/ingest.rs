@@ -21,9 +21,12 @@
 mod child;
 #[path = "support/machine.rs"]
 mod machine;
+#[path = "support/summary.rs"]
+mod summary;
 
-use machine::{load_average, megabytes, ms, Machine};
+use machine::{load_average, megabytes, ms, proc_status_kib, Machine};
 use std::time::{Duration, Instant};
+use summary::Row;
 
 use anyhow::{bail, Context};
 use serde_json::json;
@@ -436,29 +439,6 @@ struct Figures {
     passivated: bool,
 }
 
-/// One line of the summary: a name, a value, and a target it meets or misses.
-struct Row {
-    name: String,
-    value: String,
-    target: String,
-    verdict: &'static str,
-}
-
-impl Row {
-    fn new(name: impl Into<String>, value: String, target: &str, met: Option<bool>) -> Row {
-        Row {
-            name: name.into(),
-            value,
-            target: target.into(),
-            verdict: match met {
-                Some(true) => "PASS",
-                Some(false) => "MISS",
-                None => "—",
-            },
-        }
-    }
-}
-
 impl Figures {
     fn rows(&self, sizes: &Sizes) -> Vec<Row> {
         let mut rows = Vec::new();
@@ -544,53 +524,22 @@ impl Figures {
     }
 
     fn print(&self, sizes: &Sizes, machine: &Machine) {
-        let rows = self.rows(sizes);
-        let width = rows
-            .iter()
-            .map(|r| r.name.chars().count())
-            .max()
-            .unwrap_or(0);
-        for row in &rows {
-            println!(
-                "{:<width$}  {:>18}  target {:<9}  {}",
-                row.name, row.value, row.target, row.verdict
-            );
-        }
-        if !self.passivated {
-            println!(
-                "note: not every actor passivated within the wait; the RSS figure is not judged"
-            );
-        }
-        println!();
-        println!("Markdown ({machine}; load generator in the same process):");
-        println!();
-        println!("| figure | value | target | result |");
-        println!("|---|---|---|---|");
-        for row in rows {
-            println!(
-                "| {} | {} | {} | {} |",
-                row.name, row.value, row.target, row.verdict
-            );
-        }
+        let notes: &[&str] = if self.passivated {
+            &[]
+        } else {
+            &["not every actor passivated within the wait; the RSS figure is not judged"]
+        };
+        let label = format!("{machine}; load generator in the same process");
+        summary::print(&self.rows(sizes), notes, &label);
     }
 }
 
 /// Resident set size of this process (server and generator together).
 fn rss_bytes() -> anyhow::Result<u64> {
-    proc_status_kib("VmRSS:").map(|kib| kib * 1024)
+    proc_status_kib("self", "VmRSS:").map(|kib| kib * 1024)
 }
 
 /// Highest resident set size this process reached.
 fn peak_rss_bytes() -> anyhow::Result<u64> {
-    proc_status_kib("VmHWM:").map(|kib| kib * 1024)
-}
-
-fn proc_status_kib(field: &str) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")
-        .context("memory figures need /proc/self/status (Linux)")?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .with_context(|| format!("no {field} line in /proc/self/status"))
+    proc_status_kib("self", "VmHWM:").map(|kib| kib * 1024)
 }

@@ -19,12 +19,15 @@
 mod child;
 #[path = "support/machine.rs"]
 mod machine;
+#[path = "support/summary.rs"]
+mod summary;
 
-use machine::{load_average, megabytes, ms, Machine};
+use machine::{load_average, megabytes, ms, proc_status_kib, Machine};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use summary::Row;
 
 use anyhow::{bail, Context};
 use chrono::{DateTime, TimeZone, Utc};
@@ -402,7 +405,7 @@ async fn measure_child(db: &Path) -> anyhow::Result<()> {
         );
 
         reset_peak_rss();
-        let before = proc_status_kib("VmRSS:")? * 1024;
+        let before = proc_status_kib("self", "VmRSS:")? * 1024;
         let (started, cpu) = (Instant::now(), process_cpu_secs());
         let report = rebuild(&store, |_| {}).await?;
         let secs = started.elapsed().as_secs_f64();
@@ -411,7 +414,7 @@ async fn measure_child(db: &Path) -> anyhow::Result<()> {
             rebuilt = rate;
             rebuild_secs = secs;
         }
-        let peak = proc_status_kib("VmHWM:")? * 1024;
+        let peak = proc_status_kib("self", "VmHWM:")? * 1024;
         first_rss.get_or_insert((before, peak));
         println!(
             "    pass {pass}: rebuild                      {rate:>10.0} events/s \
@@ -477,16 +480,6 @@ fn reset_peak_rss() {
     if std::fs::write("/proc/self/clear_refs", "5").is_err() {
         println!("    note: cannot reset VmHWM; the peak includes the reads before");
     }
-}
-
-fn proc_status_kib(field: &str) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")
-        .context("memory figures need /proc/self/status (Linux)")?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .with_context(|| format!("no {field} line in /proc/self/status"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -701,28 +694,6 @@ struct Figures {
     verify_differences: Option<usize>,
 }
 
-struct Row {
-    name: String,
-    value: String,
-    target: String,
-    verdict: &'static str,
-}
-
-impl Row {
-    fn new(name: impl Into<String>, value: String, target: &str, met: Option<bool>) -> Row {
-        Row {
-            name: name.into(),
-            value,
-            target: target.into(),
-            verdict: match met {
-                Some(true) => "PASS",
-                Some(false) => "MISS",
-                None => "—",
-            },
-        }
-    }
-}
-
 impl Figures {
     fn rows(&self) -> Vec<Row> {
         let ratio = self.rebuild_per_sec / self.read_per_sec;
@@ -818,28 +789,6 @@ impl Figures {
     }
 
     fn print(&self, machine: &Machine) {
-        let rows = self.rows();
-        let width = rows
-            .iter()
-            .map(|r| r.name.chars().count())
-            .max()
-            .unwrap_or(0);
-        for row in &rows {
-            println!(
-                "{:<width$}  {:>44}  target {:<15}  {}",
-                row.name, row.value, row.target, row.verdict
-            );
-        }
-        println!();
-        println!("Markdown ({machine}):");
-        println!();
-        println!("| figure | value | target | result |");
-        println!("|---|---|---|---|");
-        for row in rows {
-            println!(
-                "| {} | {} | {} | {} |",
-                row.name, row.value, row.target, row.verdict
-            );
-        }
+        summary::print(&self.rows(), &[], &machine.to_string());
     }
 }

@@ -27,7 +27,7 @@
 #[path = "support/machine.rs"]
 mod machine;
 
-use machine::{load_average, megabytes, ms, Machine};
+use machine::{load_average, megabytes, ms, proc_status_kib, Machine};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -2361,15 +2361,4 @@ fn proc_cpu_ticks(pid: &str) -> anyhow::Result<u64> {
             .with_context(|| format!("unexpected {path}"))
     };
     Ok(field(11)? + field(12)?)
-}
-
-fn proc_status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path)
-        .with_context(|| format!("memory figures need {path} (Linux)"))?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .with_context(|| format!("no {field} line in {path}"))
 }

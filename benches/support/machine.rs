@@ -1,7 +1,9 @@
-//! What both benchmarks print about the machine and how they format figures. Included by each
+//! What the benchmarks print about the machine and how they format figures. Included by each
 //! bench with `#[path]` (a bench is its own crate).
 
 use std::time::Duration;
+
+use anyhow::Context;
 
 pub fn ms(duration: Duration) -> String {
     format!("{:.2} ms", duration.as_secs_f64() * 1000.0)
@@ -56,4 +58,17 @@ impl std::fmt::Display for Machine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} cores, {}, {}", self.cores, self.cpu, self.memory)
     }
+}
+
+/// A `kB` field (`VmRSS:`, `VmHWM:`, ...) of `/proc/<process>/status`; `process` is a pid or
+/// `self`.
+pub fn proc_status_kib(process: impl std::fmt::Display, field: &str) -> anyhow::Result<u64> {
+    let path = format!("/proc/{process}/status");
+    let status = std::fs::read_to_string(&path)
+        .with_context(|| format!("memory figures need {path} (Linux)"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("no {field} line in {path}"))
 }

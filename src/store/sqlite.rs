@@ -820,14 +820,17 @@ fn run_writer(
         last_batch = batch.len();
         // Appends first, with their fsync; then the shadow rows of a rebuild, which wait for
         // no disk: an append never waits for a shadow write's fsync.
+        // Only a batch holding a shadow write is split: the usual one costs no extra Vec.
+        if !batch.iter().any(Job::may_skip_fsync) {
+            commit_batch(&conn, batch.drain(..), counters, changes);
+            continue;
+        }
         let (deferred, durable): (Vec<Job>, Vec<Job>) =
             batch.drain(..).partition(Job::may_skip_fsync);
         if !durable.is_empty() {
             commit_batch(&conn, durable.into_iter(), counters, changes);
         }
-        if !deferred.is_empty() {
-            commit_without_fsync(&conn, deferred.into_iter(), counters, changes);
-        }
+        commit_without_fsync(&conn, deferred.into_iter(), counters, changes);
     }
 }
 
