@@ -120,6 +120,8 @@ pub struct Config {
     pub http: Http,
     #[serde(default)]
     pub reconcile: Reconcile,
+    #[serde(default)]
+    pub telemetry: Telemetry,
     /// Signature scheme, secrets and mapper of each provider that may post webhooks.
     #[serde(default, rename = "provider")]
     pub providers: Vec<ProviderConfig>,
@@ -217,6 +219,73 @@ impl Default for Reconcile {
 impl Reconcile {
     pub fn sweep_interval(&self) -> Duration {
         Duration::from_millis(self.sweep_interval_ms)
+    }
+}
+
+/// Span export to an OpenTelemetry collector.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Telemetry {
+    /// Base URL of an OTLP/HTTP receiver (protobuf), e.g. `http://127.0.0.1:4318`: spans are
+    /// posted to its `/v1/traces`. Unset: the standard `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) variable turns export on; neither: no export.
+    pub otlp_endpoint: Option<String>,
+    /// Headers sent with every export, e.g. a hosted backend's API key.
+    pub otlp_headers: BTreeMap<String, Secret>,
+    /// `service.name` of the exported spans. Unset: `OTEL_SERVICE_NAME`, else `video-status`.
+    pub service_name: Option<String>,
+    /// Share of new traces exported, from 0.0 to 1.0 (a trace started upstream keeps its own
+    /// decision).
+    pub sample_ratio: f64,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry {
+            otlp_endpoint: None,
+            otlp_headers: BTreeMap::new(),
+            service_name: None,
+            sample_ratio: 1.0,
+        }
+    }
+}
+
+impl Telemetry {
+    /// The first setting the exporter could not use: `(key, reason)`.
+    fn problem(&self) -> Option<(String, String)> {
+        if let Some(endpoint) = &self.otlp_endpoint {
+            let parsed = endpoint.parse::<http::Uri>();
+            let usable = parsed.as_ref().is_ok_and(|uri| {
+                matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some()
+            });
+            if !usable {
+                return Some((
+                    "otlp_endpoint".into(),
+                    format!("{endpoint:?} is not a URL like http://127.0.0.1:4318"),
+                ));
+            }
+        }
+        for (name, value) in &self.otlp_headers {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Some((
+                    format!("otlp_headers.{name}"),
+                    "is not a valid HTTP header name".into(),
+                ));
+            }
+            if http::HeaderValue::from_str(value.expose()).is_err() {
+                return Some((
+                    format!("otlp_headers.{name}"),
+                    "is not a valid HTTP header value".into(),
+                ));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            return Some((
+                "sample_ratio".into(),
+                format!("{} is not between 0.0 and 1.0", self.sample_ratio),
+            ));
+        }
+        None
     }
 }
 
@@ -650,6 +719,9 @@ impl Config {
                 "must be greater than 0",
             ));
         }
+        if let Some((key, reason)) = self.telemetry.problem() {
+            return Err(invalid(&format!("telemetry.{key}"), &reason));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, provider) in self.providers.iter().enumerate() {
             if !names.insert(provider.name.as_str()) {
@@ -770,5 +842,53 @@ secrets = ["a-shared-secret"]
             .unwrap_err()
             .to_string();
         assert!(error.contains("reconcile.sweep_interval_ms"), "{error}");
+    }
+
+    #[test]
+    fn telemetry_is_off_by_default_and_takes_an_endpoint_headers_and_a_ratio() {
+        let config = load("").unwrap();
+        assert_eq!(config.telemetry.otlp_endpoint, None);
+        assert_eq!(config.telemetry.sample_ratio, 1.0);
+        let config = load(
+            "[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318\"\nsample_ratio = 0.25\n\
+             service_name = \"status-eu\"\n\
+             [telemetry.otlp_headers]\nx-api-key = \"k-7c1d9e\"\n",
+        )
+        .unwrap();
+        let telemetry = &config.telemetry;
+        assert_eq!(
+            telemetry.otlp_endpoint.as_deref(),
+            Some("http://127.0.0.1:4318")
+        );
+        assert_eq!(telemetry.sample_ratio, 0.25);
+        assert_eq!(telemetry.service_name.as_deref(), Some("status-eu"));
+        assert_eq!(telemetry.otlp_headers["x-api-key"].expose(), "k-7c1d9e");
+        assert!(!format!("{config:?}").contains("k-7c1d9e"));
+    }
+
+    #[test]
+    fn telemetry_mistakes_name_the_key() {
+        let cases = [
+            (
+                "otlp_endpoint = \"localhost:4318\"",
+                "telemetry.otlp_endpoint",
+            ),
+            (
+                "otlp_endpoint = \"grpc://c:4317\"",
+                "telemetry.otlp_endpoint",
+            ),
+            ("sample_ratio = 1.5", "telemetry.sample_ratio"),
+            ("sample_ratio = -0.1", "telemetry.sample_ratio"),
+            (
+                "[telemetry.otlp_headers]\n\"bad header\" = \"v\"",
+                "telemetry.otlp_headers.bad header",
+            ),
+        ];
+        for (table, key) in cases {
+            let error = load(&format!("[telemetry]\n{table}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(key), "{table}: {error}");
+        }
     }
 }

@@ -32,3 +32,4 @@ pub mod reconcile;
 pub mod remap;
 pub mod sse;
 pub mod store;
+pub mod telemetry;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorCell, ActorId, ActorRef};
-use tracing::{error, instrument};
+use tracing::{error, instrument, Span};
 
 use super::supervisor::{Supervisor, SupervisorArgs};
 use super::video::{Ingested, VideoActor, VideoArgs, VideoMsg};
@@ -134,7 +134,12 @@ impl VideoManager {
         let timeout = Duration::from_millis(self.inner.limits.request_timeout_ms);
         let answer = actor
             .call(
-                |reply| VideoMsg::Ingest { event, raw, reply },
+                |reply| VideoMsg::Ingest {
+                    event,
+                    raw,
+                    caller: Span::current(),
+                    reply,
+                },
                 Some(timeout),
             )
             .await;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::task::JoinHandle;
-use tracing::{instrument, warn};
+use tracing::{instrument, warn, Span};
 
 use super::manager::{IngestError, VideoManager};
 use crate::event::{RawDelivery, VideoEvent, VideoId};
@@ -35,6 +35,8 @@ pub(crate) enum VideoMsg {
     Ingest {
         event: VideoEvent,
         raw: RawDelivery,
+        /// The delivering request's span, so the actor's work shows in the webhook's trace.
+        caller: Span,
         reply: RpcReplyPort<Result<Ingested, IngestError>>,
     },
     IdleCheck,
@@ -119,9 +121,14 @@ impl Actor for VideoActor {
         state: &mut VideoState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            VideoMsg::Ingest { event, raw, reply } => {
+            VideoMsg::Ingest {
+                event,
+                raw,
+                caller,
+                reply,
+            } => {
                 state.last_activity = Instant::now();
-                let result = state.ingest(event, raw).await;
+                let result = state.ingest(event, raw, &caller).await;
                 // The caller may have given up (timeout); its answer is then simply dropped.
                 let _ = reply.send(result);
             }
@@ -150,11 +157,12 @@ impl Actor for VideoActor {
 }
 
 impl VideoState {
-    #[instrument(skip_all, fields(video_id = %self.video_id, event_id = %event.event_id, provider = %event.provider))]
+    #[instrument(parent = caller, skip_all, fields(video_id = %self.video_id, event_id = %event.event_id, provider = %event.provider))]
     async fn ingest(
         &mut self,
         event: VideoEvent,
         raw: RawDelivery,
+        caller: &Span,
     ) -> Result<Ingested, IngestError> {
         for _ in 0..MAX_CONFLICT_RETRIES {
             if self.stale {

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, Overrides};
+use crate::telemetry::Telemetry;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -74,6 +75,10 @@ impl StoreArgs {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // `serve` installs its own, once its config says where spans go.
+    if !matches!(cli.command, Command::Serve(_)) {
+        let _logs = Telemetry::logs_only();
+    }
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Simulate(args) => {

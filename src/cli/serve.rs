@@ -7,9 +7,11 @@ use tracing::{info, warn};
 use super::ServeArgs;
 use crate::app::{shutdown_signal, Application};
 use crate::config::{DEMO_PROVIDERS, DEMO_SECRET};
+use crate::telemetry::Telemetry;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = args.store.load(args.listen)?;
+    let telemetry = Telemetry::install(&config.telemetry)?;
     let demo = config.providers.is_empty();
     let config = config.with_demo_provider();
     let app = Application::build(config).await?;
@@ -34,6 +36,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     info!(%addr, store = %app.state().config.store, "serving");
     app.run_until_stopped(shutdown_signal()).await;
     info!("stopped");
+    telemetry.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -37,7 +37,7 @@ pub enum ReceiptStatus {
     Ignored,
 }
 
-#[instrument(skip_all, fields(provider = %provider_name, video_id, event_id))]
+#[instrument(skip_all, fields(provider = %provider_name, video_id, event_id, result, otel.status_code))]
 pub async fn receive<S, B>(
     provider_name: String,
     headers: HeaderMap,
@@ -63,6 +63,12 @@ where
             _ => DeliveryResult::Unavailable,
         },
     };
+    let span = Span::current();
+    span.record("result", delivery.label());
+    if delivery == DeliveryResult::Unavailable {
+        // Only a failure of ours marks the trace failed; a provider's bad request is its own.
+        span.record("otel.status_code", "ERROR");
+    }
     state
         .provider_health
         .record(&provider_name, delivery, Utc::now());

@@ -2,15 +2,14 @@
 //! status table that can be verified against the log.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::support::{lifecycle, native, spawn_app, spawn_app_at, test_providers};
+use crate::support::{lifecycle, native, spawn_app, spawn_app_at, test_providers, ServerProcess};
 use video_status::providers::Providers;
 
 #[tokio::test]
@@ -46,37 +45,8 @@ async fn a_restart_keeps_every_status() {
     drop(dir);
 }
 
-/// The real binary, on its own port and database file.
-struct Server {
-    child: Child,
-    url: String,
-    /// Kept open so the server's later output does not hit a closed pipe.
-    _stdout: BufReader<std::process::ChildStdout>,
-}
-
-fn start_server(db: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_video-status"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--store"])
-        .arg(format!("sqlite://{}", db.display()))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("binary starts");
-    let stdout = child.stdout.take().unwrap();
-    let mut first = String::new();
-    let mut stdout = BufReader::new(stdout);
-    stdout.read_line(&mut first).unwrap();
-    let url = first
-        .trim()
-        .strip_prefix("video-status listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_string();
-    Server {
-        child,
-        url,
-        _stdout: stdout,
-    }
+fn start_server(db: &Path) -> ServerProcess {
+    ServerProcess::start(&["--store", &format!("sqlite://{}", db.display())])
 }
 
 /// Acknowledged (event id → video id) pairs.
@@ -185,22 +155,14 @@ async fn sigkill_under_load_loses_no_acknowledged_event() {
 async fn sigterm_drains_in_flight_webhooks_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("term.db");
-    let mut server = start_server(&db);
+    let server = start_server(&db);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let senders = tokio::spawn({
         let url = server.url.clone();
         async move { send_until(&url, stop_rx).await }
     });
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let pid = server.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let exit = tokio::task::spawn_blocking(move || server.child.wait().unwrap())
-        .await
-        .unwrap();
+    let exit = server.terminate().await;
     stop_tx.send(true).unwrap();
     assert!(exit.success(), "SIGTERM exits 0, got {exit:?}");
     let acked = senders.await.unwrap().lock().unwrap().clone();

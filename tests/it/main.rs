@@ -16,3 +16,4 @@ mod reconcile;
 mod remap;
 mod schemes;
 mod sse;
+mod telemetry;

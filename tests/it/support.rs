@@ -1,8 +1,10 @@
 //! `spawn_app()` and the helpers every test uses: signing like a provider, reading like a UI.
 
 use std::future::Future;
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -343,5 +345,53 @@ impl SseClient {
             .expect("an event within 5 s");
         assert_eq!(event.event, "status", "{event:?}");
         event
+    }
+}
+
+/// The real binary on its own port: for what only a process shows (signals, crashes, export).
+pub struct ServerProcess {
+    pub child: Child,
+    pub url: String,
+    /// Kept open so the server's later output does not hit a closed pipe.
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl ServerProcess {
+    /// `video-status serve --listen 127.0.0.1:0` and `args`, once it announced its address.
+    pub fn start(args: &[&str]) -> ServerProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_video-status"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("binary starts");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        let url = first
+            .trim()
+            .strip_prefix("video-status listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .to_string();
+        ServerProcess {
+            child,
+            url,
+            _stdout: stdout,
+        }
+    }
+
+    /// Sends SIGTERM, as an init system stops it, and waits for the exit.
+    pub async fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        tokio::task::spawn_blocking(move || self.child.wait().unwrap())
+            .await
+            .unwrap()
     }
 }

@@ -1,0 +1,180 @@
+//! Span export: the real binary, configured with `[telemetry] otlp_endpoint`, sends one trace per
+//! webhook to an OTLP/HTTP receiver, as an OpenTelemetry collector would receive it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use prost::Message;
+use warp::Filter;
+
+use crate::support::{native, test_providers, ServerProcess};
+use video_status::providers::Providers;
+
+/// What one export carried: its headers and its decoded body.
+struct Export {
+    headers: warp::http::HeaderMap,
+    request: ExportTraceServiceRequest,
+}
+
+/// A receiver of `POST /v1/traces` (protobuf), keeping every export.
+async fn start_collector() -> (String, Arc<Mutex<Vec<Export>>>) {
+    let received: Arc<Mutex<Vec<Export>>> = Arc::default();
+    let route = warp::post()
+        .and(warp::path!("v1" / "traces"))
+        .and(warp::header::headers_cloned())
+        .and(warp::body::bytes())
+        .map({
+            let received = received.clone();
+            move |headers, body: bytes::Bytes| {
+                let request = ExportTraceServiceRequest::decode(body)
+                    .expect("the export is an OTLP protobuf request");
+                received.lock().unwrap().push(Export { headers, request });
+                warp::reply()
+            }
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(warp::serve(route).incoming(listener).run());
+    (format!("http://{addr}"), received)
+}
+
+fn text(attributes: &[KeyValue], key: &str) -> Option<String> {
+    attributes
+        .iter()
+        .find(|attribute| attribute.key == key)
+        .and_then(
+            |attribute| match attribute.value.as_ref()?.value.as_ref()? {
+                AnyValue::StringValue(value) => Some(value.clone()),
+                other => Some(format!("{other:?}")),
+            },
+        )
+}
+
+/// A span as the test reads it.
+#[derive(Debug)]
+struct SeenSpan {
+    name: String,
+    trace_id: Vec<u8>,
+    span_id: Vec<u8>,
+    parent_span_id: Vec<u8>,
+    attributes: Vec<KeyValue>,
+}
+
+#[tokio::test]
+async fn each_webhook_is_one_trace_exported_over_otlp_http() {
+    let (collector, received) = start_collector().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("video-status.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "store = \"sqlite://{}\"\n\n[telemetry]\notlp_endpoint = \"{collector}\"\n\
+             service_name = \"video-status-it\"\n\n[telemetry.otlp_headers]\n\
+             x-api-key = \"k-telemetry-test\"\n",
+            dir.path().join("telemetry.db").display()
+        ),
+    )
+    .unwrap();
+    let server = ServerProcess::start(&["--config", config.to_str().unwrap()]);
+
+    let demo = Providers::from_config(&test_providers()).unwrap();
+    let demo = demo.get("demo").unwrap();
+    let body = serde_json::to_vec(&native(
+        "evt_traced_1",
+        "uploaded",
+        "vid_traced",
+        "2026-11-23T10:00:00Z",
+    ))
+    .unwrap();
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/webhooks/demo", server.url))
+        .body(body.clone());
+    for (name, value) in demo.sign("evt_traced_1", Utc::now(), &body).unwrap() {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+
+    // Spans are exported in batches; stopping the service sends what is still queued.
+    assert!(server.terminate().await.success());
+
+    let exports = received.lock().unwrap();
+    assert!(!exports.is_empty(), "the collector received an export");
+    for export in exports.iter() {
+        assert_eq!(
+            export.headers["content-type"], "application/x-protobuf",
+            "OTLP/HTTP binary"
+        );
+        assert_eq!(export.headers["x-api-key"], "k-telemetry-test");
+    }
+    let mut spans = Vec::new();
+    for resource_spans in exports.iter().flat_map(|e| &e.request.resource_spans) {
+        let resource = resource_spans.resource.as_ref().unwrap();
+        assert_eq!(
+            text(&resource.attributes, "service.name").as_deref(),
+            Some("video-status-it")
+        );
+        for span in resource_spans.scope_spans.iter().flat_map(|s| &s.spans) {
+            spans.push(SeenSpan {
+                name: span.name.clone(),
+                trace_id: span.trace_id.clone(),
+                span_id: span.span_id.clone(),
+                parent_span_id: span.parent_span_id.clone(),
+                attributes: span.attributes.clone(),
+            });
+        }
+    }
+
+    let webhook = spans
+        .iter()
+        .find(|span| span.name == "receive")
+        .unwrap_or_else(|| panic!("a webhook span among {spans:#?}"));
+    assert_eq!(
+        text(&webhook.attributes, "provider").as_deref(),
+        Some("demo")
+    );
+    assert_eq!(
+        text(&webhook.attributes, "video_id").as_deref(),
+        Some("vid_traced")
+    );
+    assert_eq!(
+        text(&webhook.attributes, "event_id").as_deref(),
+        Some("evt_traced_1")
+    );
+    assert_eq!(
+        text(&webhook.attributes, "result").as_deref(),
+        Some("accepted")
+    );
+
+    // One trace from the HTTP request down to the store: request → webhook → manager →
+    // the video's actor (another task) → the append.
+    let trace: Vec<&SeenSpan> = spans
+        .iter()
+        .filter(|span| span.trace_id == webhook.trace_id)
+        .collect();
+    let by_id: BTreeMap<&[u8], &SeenSpan> = trace
+        .iter()
+        .map(|span| (span.span_id.as_slice(), *span))
+        .collect();
+    let append = trace
+        .iter()
+        .find(|span| span.name == "append")
+        .unwrap_or_else(|| panic!("the store's append in the webhook's trace: {trace:#?}"));
+    let mut chain = vec![append.name.as_str()];
+    let mut current = *append;
+    while let Some(parent) = by_id.get(current.parent_span_id.as_slice()) {
+        chain.push(parent.name.as_str());
+        current = parent;
+    }
+    chain.reverse();
+    assert_eq!(
+        chain,
+        ["request", "receive", "ingest", "ingest", "append"],
+        "{trace:#?}"
+    );
+    assert!(current.parent_span_id.is_empty(), "the request is the root");
+}
