@@ -254,14 +254,16 @@ async fn build_log(db: &Path, sizes: &Sizes) -> anyhow::Result<()> {
             let step = if late { 5 - round } else { round };
             let event = sample_event(&provider, video, step, video_steps, start, &mut rng);
             let raw = sample_raw(&event);
+            let position = inserted as i64 + 1;
             tx.prepare_cached(
-                "INSERT INTO events (stream_id, stream_version, provider, event_id, kind,
-                 occurred_at, received_at, body_sha256, payload, raw)
+                "INSERT INTO events (stream_id, stream_version, position, provider, event_id,
+                 kind, occurred_at, received_at, body_sha256, payload)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(rusqlite::params![
                 event.video_id.as_str(),
                 (round + 1) as i64,
+                position,
                 event.provider.as_str(),
                 event.event_id.as_str(),
                 event.kind.name(),
@@ -269,8 +271,9 @@ async fn build_log(db: &Path, sizes: &Sizes) -> anyhow::Result<()> {
                 event.received_at.timestamp_micros(),
                 &raw.body_sha256()[..],
                 encode_event(&event),
-                encode_raw(&raw),
             ])?;
+            tx.prepare_cached("INSERT INTO raw_deliveries (position, raw) VALUES (?1, ?2)")?
+                .execute(rusqlite::params![position, encode_raw(&raw)])?;
             inserted += 1;
             if inserted % 50_000 == 0 {
                 tx.commit()?;

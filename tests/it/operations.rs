@@ -349,8 +349,8 @@ async fn a_failing_actor_answers_503_then_restarts_on_the_next_delivery() {
     let conn = rusqlite::Connection::open(&app.db_path).unwrap();
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
     conn.execute(
-        "INSERT INTO events (stream_id, stream_version, provider, event_id, kind, occurred_at, received_at, body_sha256, payload, raw)
-         VALUES ('vid_broken', 1, 'demo', 'evt_garbage', 'uploaded', 0, 0, zeroblob(32), x'ffffffff', x'')",
+        "INSERT INTO events (stream_id, stream_version, position, provider, event_id, kind, occurred_at, received_at, body_sha256, payload)
+         VALUES ('vid_broken', 1, 1, 'demo', 'evt_garbage', 'uploaded', 0, 0, zeroblob(32), x'ffffffff')",
         [],
     )
     .unwrap();

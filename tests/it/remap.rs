@@ -146,7 +146,8 @@ async fn remap_reports_an_event_its_mapper_now_maps_differently_and_keeps_it() {
         .unwrap();
     let (position, raw): (i64, Vec<u8>) = conn
         .query_row(
-            "SELECT position, raw FROM events WHERE event_id = 'vid_changed-evt-1'",
+            "SELECT position, raw FROM events JOIN raw_deliveries USING (position)
+             WHERE event_id = 'vid_changed-evt-1'",
             [],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
@@ -157,7 +158,7 @@ async fn remap_reports_an_event_its_mapper_now_maps_differently_and_keeps_it() {
     let mut changed = raw.clone();
     changed[at..at + to.len()].copy_from_slice(to);
     conn.execute(
-        "UPDATE events SET raw = ?1 WHERE position = ?2",
+        "UPDATE raw_deliveries SET raw = ?1 WHERE position = ?2",
         rusqlite::params![changed, position],
     )
     .unwrap();
