@@ -23,9 +23,21 @@ use crate::reconcile::{PollSetupError, Reconciler};
 use crate::sse::Hub;
 use crate::store::{OpenError, Store};
 
-/// Everything a request handler needs; cheap to clone.
+/// Everything a request handler needs; cheap to clone (one reference count, however many
+/// parts it holds: warp clones it into every request).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Parts>);
+
+impl std::ops::Deref for AppState {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`], reached through it.
+pub struct Parts {
     pub config: Arc<Config>,
     pub store: Store,
     pub providers: Providers,
@@ -103,7 +115,7 @@ impl Application {
         Ok(Application {
             listener,
             reconciler,
-            state: AppState {
+            state: AppState(Arc::new(Parts {
                 config: Arc::new(config),
                 store,
                 provider_health,
@@ -115,7 +127,7 @@ impl Application {
                 subscribers,
                 stalls,
                 metrics: metrics_handle(),
-            },
+            })),
         })
     }
 

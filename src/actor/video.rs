@@ -1,6 +1,7 @@
 //! The actor of one video. Business outcomes (accepted, duplicate, store unavailable) go back
 //! through the reply port; `handle` returns `Err` only when the actor should die.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -13,6 +14,7 @@ use crate::lifecycle::{Fold, Outcome, Tip, FOLD_VERSION};
 use crate::projection::VideoStatus;
 use crate::store::{
     AppendOutcome, AppendRequest, AuditKind, AuditRecord, EventStore, Snapshot, Store, StoreError,
+    VideoLog,
 };
 
 /// How often an expected-version conflict (another writer on the stream) is retried.
@@ -164,6 +166,8 @@ impl VideoState {
         raw: RawDelivery,
         caller: &Span,
     ) -> Result<Ingested, IngestError> {
+        // Shared with every append request below, so a retry sends it again without a copy.
+        let event = Arc::new(event);
         for _ in 0..MAX_CONFLICT_RETRIES {
             if self.stale {
                 self.loaded = Loaded::Whole(Box::new(
@@ -180,19 +184,19 @@ impl VideoState {
             // body is the same, which the fold alone cannot tell.
             let (is_new, outcome, status) = match &mut self.loaded {
                 Loaded::Whole(fold) => {
-                    let is_new = fold.insert(event.clone());
-                    let outcome = fold
-                        .outcome_of(&event.provider, &event.event_id)
-                        .map(|entry| entry.outcome)
-                        .unwrap_or(Outcome::Accepted);
+                    let added = fold.add(VideoEvent::clone(&event));
+                    let outcome = added.or_else(|| {
+                        fold.outcome_of(&event.provider, &event.event_id)
+                            .map(|entry| entry.outcome)
+                    });
                     (
-                        is_new,
-                        outcome,
+                        added.is_some(),
+                        outcome.unwrap_or(Outcome::Accepted),
                         VideoStatus::from_fold(&self.video_id, fold),
                     )
                 }
                 Loaded::Tip(tip) if tip.takes(&event) => {
-                    let outcome = tip.extend(event.clone());
+                    let outcome = tip.extend(VideoEvent::clone(&event));
                     let status = VideoStatus::from_state(
                         self.video_id.clone(),
                         tip.state().clone(),
@@ -208,7 +212,7 @@ impl VideoState {
             };
             let request = AppendRequest {
                 expected_version,
-                event: event.clone(),
+                event: Arc::clone(&event),
                 raw: raw.clone(),
                 status,
             };
@@ -290,17 +294,19 @@ impl VideoState {
 
 /// Starts from the video's snapshot and the events after it when they all extend its tip, else
 /// from the whole stream. Also answers the version of the snapshot the store holds (0: none).
+/// One read in the usual cases: a video without a snapshot gets its whole stream with it.
 async fn activate(store: &Store, video_id: &VideoId) -> Result<(Loaded, u64), StoreError> {
-    let snapshot = store
-        .load_snapshot(video_id)
-        .await?
-        .filter(|snapshot| snapshot.fold_version == FOLD_VERSION);
-    if let Some(snapshot) = snapshot {
+    let VideoLog { snapshot, events } = store.load_video(video_id).await?;
+    let Some(snapshot) = snapshot else {
+        metrics::counter!("actor_activations_total", "from" => "stream").increment(1);
+        let fold = Fold::from_events(events.into_iter().map(|stored| stored.event));
+        return Ok((Loaded::Whole(Box::new(fold)), 0));
+    };
+    if snapshot.fold_version == FOLD_VERSION {
         let state = snapshot.status.to_state();
         let mut tip = Tip::new(state, snapshot.version, snapshot.last_event);
-        let tail = store.read_stream_after(video_id, snapshot.version).await?;
         let mut fits = true;
-        for stored in tail {
+        for stored in events {
             if !tip.takes(&stored.event) {
                 fits = false;
                 break;
@@ -311,16 +317,17 @@ async fn activate(store: &Store, video_id: &VideoId) -> Result<(Loaded, u64), St
             metrics::counter!("actor_activations_total", "from" => "snapshot").increment(1);
             return Ok((Loaded::Tip(Box::new(tip)), snapshot.version));
         }
-        metrics::counter!("actor_activations_total", "from" => "stream").increment(1);
-        return Ok((
-            Loaded::Whole(Box::new(load_fold(store, video_id).await?)),
-            snapshot.version,
-        ));
     }
+    // Another fold's snapshot counts as none.
+    let kept = if snapshot.fold_version == FOLD_VERSION {
+        snapshot.version
+    } else {
+        0
+    };
     metrics::counter!("actor_activations_total", "from" => "stream").increment(1);
     Ok((
         Loaded::Whole(Box::new(load_fold(store, video_id).await?)),
-        0,
+        kept,
     ))
 }
 

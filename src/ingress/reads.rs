@@ -244,6 +244,6 @@ pub async fn history(
     let fold = Fold::from_events(stored.into_iter().map(|s| s.event));
     Ok(warp::reply::json(&History {
         video_id: &video_id,
-        events: fold.history(),
+        events: &fold.history(),
     }))
 }

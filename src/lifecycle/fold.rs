@@ -2,7 +2,7 @@
 //! state the events before it reached, with the outcome kept in the history.
 
 use std::cmp::Ordering;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -105,11 +105,20 @@ pub fn fold_state(mut events: Vec<VideoEvent>) -> (Option<VideoState>, u64) {
 pub struct Fold {
     /// In fold order; one per `(provider, event_id)`.
     events: Vec<VideoEvent>,
-    /// `history[i]` is the outcome of `events[i]`.
-    history: Vec<HistoryEntry>,
+    /// `decided[i]` is what the table made of `events[i]`: the history, without the copies of
+    /// ids and times it shows, which [`Fold::history`] takes from the events when asked.
+    decided: Vec<Decided>,
     state: Option<VideoState>,
-    /// provider → event id → position in `events` and `history`.
-    index: HashMap<ProviderName, HashMap<EventId, usize>>,
+    /// A hash of each dedupe key: a miss proves an event new without comparing any id; a hit is
+    /// confirmed against the events (hashes may collide).
+    keys: HashSet<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Decided {
+    outcome: Outcome,
+    reason: Option<String>,
+    status_after: Option<Status>,
 }
 
 impl Fold {
@@ -133,8 +142,14 @@ impl Fold {
     /// a late one folds the stream again, so the result never depends on arrival order. A
     /// `(provider, event_id)` already present changes nothing. Returns whether the event was new.
     pub fn insert(&mut self, event: VideoEvent) -> bool {
+        self.add(event).is_some()
+    }
+
+    /// [`Fold::insert`], answering the new event's outcome as it stands after every event known
+    /// now (`None`: it was known already).
+    pub fn add(&mut self, event: VideoEvent) -> Option<Outcome> {
         if self.contains(&event.provider, &event.event_id) {
-            return false;
+            return None;
         }
         let is_newest = self
             .events
@@ -142,19 +157,20 @@ impl Fold {
             .is_none_or(|last| fold_order(last, &event) == Ordering::Less);
         if is_newest {
             self.push(event);
-        } else {
-            let at = self
-                .events
-                .partition_point(|known| fold_order(known, &event) == Ordering::Less);
-            self.events.insert(at, event);
-            self.refold();
+            return self.decided.last().map(|decided| decided.outcome);
         }
-        true
+        let at = self
+            .events
+            .partition_point(|known| fold_order(known, &event) == Ordering::Less);
+        self.events.insert(at, event);
+        self.refold();
+        Some(self.decided[at].outcome)
     }
 
     /// Whether the event with this dedupe key is in the fold.
     pub fn contains(&self, provider: &ProviderName, event_id: &EventId) -> bool {
-        self.position(provider, event_id).is_some()
+        self.keys.contains(&key_hash(provider, event_id))
+            && self.position(provider, event_id).is_some()
     }
 
     /// The state after every event; `None` while the stream is empty.
@@ -163,8 +179,12 @@ impl Fold {
     }
 
     /// Every event's outcome, in fold order.
-    pub fn history(&self) -> &[HistoryEntry] {
-        &self.history
+    pub fn history(&self) -> Vec<HistoryEntry> {
+        self.events
+            .iter()
+            .zip(&self.decided)
+            .map(|(event, decided)| entry(event, decided))
+            .collect()
     }
 
     /// The events, in fold order.
@@ -179,42 +199,38 @@ impl Fold {
 
     /// The outcome of one event, as it stands after every event known now (a late event can
     /// change the outcome of events that sort after it).
-    pub fn outcome_of(&self, provider: &ProviderName, event_id: &EventId) -> Option<&HistoryEntry> {
+    pub fn outcome_of(&self, provider: &ProviderName, event_id: &EventId) -> Option<HistoryEntry> {
         self.position(provider, event_id)
-            .map(|at| &self.history[at])
+            .map(|at| entry(&self.events[at], &self.decided[at]))
     }
 
     fn position(&self, provider: &ProviderName, event_id: &EventId) -> Option<usize> {
-        self.index.get(provider)?.get(event_id).copied()
+        self.events
+            .iter()
+            .position(|known| known.event_id == *event_id && known.provider == *provider)
     }
 
     /// Decides and applies an event that sorts after every known one.
     fn push(&mut self, event: VideoEvent) {
-        let decision = decide(self.state.as_ref(), &event);
-        let (outcome, reason, status_after) = match decision {
+        let decided = match decide(self.state.as_ref(), &event) {
             Decision::Accept => {
                 let next = apply(self.state.as_ref(), &event);
                 let status = next.status;
                 self.state = Some(next);
-                (Outcome::Accepted, None, Some(status))
+                Decided {
+                    outcome: Outcome::Accepted,
+                    reason: None,
+                    status_after: Some(status),
+                }
             }
-            Decision::Reject(rejection) => (Outcome::Rejected, Some(rejection.reason), None),
+            Decision::Reject(rejection) => Decided {
+                outcome: Outcome::Rejected,
+                reason: Some(rejection.reason),
+                status_after: None,
+            },
         };
-        self.history.push(HistoryEntry {
-            event_id: event.event_id.clone(),
-            provider: event.provider.clone(),
-            kind: event.kind.name(),
-            occurred_at: event.occurred_at,
-            received_at: event.received_at,
-            source: event.source,
-            outcome,
-            reason,
-            status_after,
-        });
-        self.index
-            .entry(event.provider.clone())
-            .or_default()
-            .insert(event.event_id.clone(), self.events.len());
+        self.decided.push(decided);
+        self.keys.insert(key_hash(&event.provider, &event.event_id));
         self.events.push(event);
     }
 
@@ -225,4 +241,25 @@ impl Fold {
             self.push(event);
         }
     }
+}
+
+fn entry(event: &VideoEvent, decided: &Decided) -> HistoryEntry {
+    HistoryEntry {
+        event_id: event.event_id.clone(),
+        provider: event.provider.clone(),
+        kind: event.kind.name(),
+        occurred_at: event.occurred_at,
+        received_at: event.received_at,
+        source: event.source,
+        outcome: decided.outcome,
+        reason: decided.reason.clone(),
+        status_after: decided.status_after,
+    }
+}
+
+fn key_hash(provider: &ProviderName, event_id: &EventId) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    (provider, event_id).hash(&mut hasher);
+    hasher.finish()
 }

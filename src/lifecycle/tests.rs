@@ -180,7 +180,7 @@ fn given(events: impl IntoIterator<Item = Ev>) -> Given {
     let rejected: Vec<_> = given
         .fold
         .history()
-        .iter()
+        .into_iter()
         .filter(|entry| entry.outcome == Outcome::Rejected)
         .collect();
     assert!(
@@ -219,7 +219,7 @@ struct Then {
 }
 
 impl Then {
-    fn entry(&self) -> &HistoryEntry {
+    fn entry(&self) -> HistoryEntry {
         self.fold
             .outcome_of(&self.key.0, &self.key.1)
             .expect("the when event is in the history")

@@ -63,7 +63,7 @@ pub fn append_request(event: VideoEvent, expected_version: u64) -> AppendRequest
     AppendRequest {
         expected_version,
         raw: sample_raw(&event),
-        event,
+        event: event.into(),
         status: None,
     }
 }
@@ -926,8 +926,8 @@ pub async fn changes_announce_appends_in_position_order<S: EventStore>(store: &S
     assert_eq!(positions, (1..=40).collect::<Vec<u64>>());
 }
 
-/// A snapshot round-trips, a newer one replaces it, `read_stream_after` gives the tail, and a
-/// rebuild's swap drops every snapshot.
+/// A snapshot round-trips, a newer one replaces it, `read_stream_after` and `load_video` give
+/// the tail, and a rebuild's swap drops every snapshot.
 pub async fn snapshots_round_trip_and_go_with_a_rebuild<S: EventStore>(store: &S) {
     let events: Vec<VideoEvent> = (1..=3)
         .map(|n| {
@@ -967,6 +967,29 @@ pub async fn snapshots_round_trip_and_go_with_a_rebuild<S: EventStore>(store: &S
         .await
         .unwrap()
         .is_empty());
+
+    // What an actor starts from: the snapshot and the events after it, or a whole stream.
+    let log = store.load_video(&video("vid_snap")).await.unwrap();
+    assert_eq!(log.snapshot, Some(snapshot(2)));
+    assert_eq!(
+        log.events
+            .iter()
+            .map(|e| (e.version, &e.event))
+            .collect::<Vec<_>>(),
+        vec![(3, &events[2])]
+    );
+    let other = sample_event("vid_plain", "evt_plain", EventKind::Uploaded, 1_000);
+    appended(store, append_request(other.clone(), 0)).await;
+    let log = store.load_video(&video("vid_plain")).await.unwrap();
+    assert_eq!(log.snapshot, None);
+    assert_eq!(
+        log.events.iter().map(|e| &e.event).collect::<Vec<_>>(),
+        vec![&other]
+    );
+    assert_eq!(
+        store.load_video(&video("vid_never")).await.unwrap(),
+        super::VideoLog::default()
+    );
 
     replace_statuses(store, Vec::new(), 3, 3).await;
     assert_eq!(store.load_snapshot(&video("vid_snap")).await.unwrap(), None);

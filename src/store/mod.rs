@@ -47,7 +47,9 @@ pub enum StoreError {
 pub struct AppendRequest {
     /// Number of events the caller believes the stream has.
     pub expected_version: u64,
-    pub event: VideoEvent,
+    /// Shared with the caller, which folds the same event: a retry after a conflict sends it
+    /// again without a copy.
+    pub event: Arc<VideoEvent>,
     pub raw: RawDelivery,
     /// The video's status after this event, written in the same transaction.
     pub status: Option<VideoStatus>,
@@ -73,6 +75,14 @@ pub struct Snapshot {
     pub status: VideoStatus,
     /// The last of those events in fold order.
     pub last_event: VideoEvent,
+}
+
+/// What a video's actor starts from, read at one instant: the video's snapshot if one is kept,
+/// and the events of its stream after the snapshot's version (the whole stream without one).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct VideoLog {
+    pub snapshot: Option<Snapshot>,
+    pub events: Vec<StoredEvent>,
 }
 
 /// An event as read back from the log.
@@ -332,6 +342,12 @@ pub trait EventStore: Send + Sync {
         video_id: &VideoId,
     ) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send;
 
+    /// The video's snapshot and the events after it, in one read (see [`VideoLog`]).
+    fn load_video(
+        &self,
+        video_id: &VideoId,
+    ) -> impl Future<Output = Result<VideoLog, StoreError>> + Send;
+
     /// The events of one stream after version `after`, in stream order.
     fn read_stream_after(
         &self,
@@ -511,6 +527,9 @@ impl EventStore for Store {
         after: u64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         delegate!(self, s => s.read_stream_after(video_id, after).await)
+    }
+    async fn load_video(&self, video_id: &VideoId) -> Result<VideoLog, StoreError> {
+        delegate!(self, s => s.load_video(video_id).await)
     }
     async fn link_aliases(&self, video: VideoId, aliases: Vec<VideoId>) -> Result<(), StoreError> {
         delegate!(self, s => s.link_aliases(video, aliases).await)

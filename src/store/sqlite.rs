@@ -22,7 +22,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
 use super::{
     AppendOutcome, AppendRequest, AuditEntry, AuditKind, AuditRecord, Change, EventStore,
     QuarantineRecord, QuarantinedRequest, RebuiltStatus, Shadow, Snapshot, StatusPage, StatusQuery,
-    StoreError, StoreStats, StoredDelivery, StoredEvent, StreamCursor,
+    StoreError, StoreStats, StoredDelivery, StoredEvent, StreamCursor, VideoLog,
 };
 use crate::event::codec::{decode_event, decode_raw, encode_event, encode_raw};
 use crate::event::{EventId, ProviderName, VideoId};
@@ -589,25 +589,26 @@ impl EventStore for SqliteStore {
 
     async fn load_snapshot(&self, video_id: &VideoId) -> Result<Option<Snapshot>, StoreError> {
         let video_id = video_id.clone();
+        self.read(move |conn| load_snapshot(conn, &video_id)).await
+    }
+
+    async fn load_video(&self, video_id: &VideoId) -> Result<VideoLog, StoreError> {
+        let video_id = video_id.clone();
         self.read(move |conn| {
-            let row: Option<(i64, i64, String, Vec<u8>)> = conn
-                .prepare_cached(SELECT_SNAPSHOT)?
-                .query_row(params![video_id.as_str()], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-                })
-                .optional()?;
-            row.map(|(version, fold_version, status, last_event)| {
-                Ok(Snapshot {
-                    version: stored_u64(version, "snapshot version")?,
-                    fold_version: u32::try_from(fold_version)
-                        .map_err(|e| corrupt("snapshot fold version", e))?,
-                    status: status_from_doc(&status)?,
-                    last_event: decode_event(&last_event)
-                        .map_err(|e| corrupt(&format!("snapshot of {video_id}"), e))?,
-                    video_id: video_id.clone(),
-                })
+            // One read transaction: the events are those after the snapshot it found.
+            let snapshot = conn.transaction()?;
+            let kept = load_snapshot(&snapshot, &video_id)?;
+            let after = kept.as_ref().map_or(0, |kept| kept.version);
+            let events = {
+                let mut statement = snapshot.prepare_cached(SELECT_STREAM_AFTER)?;
+                let rows = statement.query(params![video_id.as_str(), saturating_i64(after)])?;
+                stored_events(rows)?
+            };
+            snapshot.commit()?;
+            Ok(VideoLog {
+                snapshot: kept,
+                events,
             })
-            .transpose()
         })
         .await
     }
@@ -1420,6 +1421,27 @@ impl ReadPool {
             .unwrap_or_else(|p| p.into_inner())
             .push(conn);
     }
+}
+
+fn load_snapshot(conn: &Connection, video_id: &VideoId) -> Result<Option<Snapshot>, StoreError> {
+    let row: Option<(i64, i64, String, Vec<u8>)> = conn
+        .prepare_cached(SELECT_SNAPSHOT)?
+        .query_row(params![video_id.as_str()], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .optional()?;
+    row.map(|(version, fold_version, status, last_event)| {
+        Ok(Snapshot {
+            version: stored_u64(version, "snapshot version")?,
+            fold_version: u32::try_from(fold_version)
+                .map_err(|e| corrupt("snapshot fold version", e))?,
+            status: status_from_doc(&status)?,
+            last_event: decode_event(&last_event)
+                .map_err(|e| corrupt(&format!("snapshot of {video_id}"), e))?,
+            video_id: video_id.clone(),
+        })
+    })
+    .transpose()
 }
 
 fn head_position(conn: &Connection) -> Result<u64, StoreError> {
