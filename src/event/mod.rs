@@ -158,6 +158,31 @@ impl Assets {
         self.merge(newer.clone());
     }
 
+    /// [`Assets::merge`] by reference: copies only the fields the newer assets state and that
+    /// differ from the known ones; whether anything changed.
+    pub fn merge_said(&mut self, newer: &Assets) -> bool {
+        let mut changed = false;
+        if !newer.resolutions.is_empty() && self.resolutions != newer.resolutions {
+            self.resolutions.clone_from(&newer.resolutions);
+            changed = true;
+        }
+        for (known, said) in [
+            (&mut self.poster, &newer.poster),
+            (&mut self.thumbnail, &newer.thumbnail),
+            (&mut self.playback_url, &newer.playback_url),
+        ] {
+            if said.is_some() && known != said {
+                known.clone_from(said);
+                changed = true;
+            }
+        }
+        if newer.duration_secs.is_some() && self.duration_secs != newer.duration_secs {
+            self.duration_secs = newer.duration_secs;
+            changed = true;
+        }
+        changed
+    }
+
     /// [`Assets::merge_from`], taking the newer assets by value; whether anything changed.
     pub fn merge(&mut self, newer: Assets) -> bool {
         let mut changed = false;

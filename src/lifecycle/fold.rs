@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::table::{apply, apply_owned, decide, Decision};
+use super::table::{apply, apply_in_place, apply_owned, decide, Decision};
 use super::{Status, VideoState};
 use crate::event::{EventId, EventKind, ProviderName, Source, VideoEvent};
 
@@ -214,9 +214,13 @@ impl Fold {
     fn push(&mut self, event: VideoEvent) {
         let decided = match decide(self.state.as_ref(), &event) {
             Decision::Accept => {
-                let next = apply(self.state.as_ref(), &event);
-                let status = next.status;
-                self.state = Some(next);
+                let status = match &mut self.state {
+                    Some(known) => {
+                        apply_in_place(known, &event);
+                        known.status
+                    }
+                    None => self.state.insert(apply(None, &event)).status,
+                };
                 Decided {
                     outcome: Outcome::Accepted,
                     reason: None,
