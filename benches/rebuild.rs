@@ -316,7 +316,7 @@ fn sample_event(
         occurred_at,
         received_at: occurred_at + chrono::Duration::milliseconds(rng.random_range(50..5_000)),
         assets,
-        metadata: json!({ "tenant": "acme", "title": format!("Video {video}") }),
+        metadata: json!({ "tenant": "acme", "title": format!("Video {video}") }).into(),
         source: Default::default(),
     }
 }

@@ -8,8 +8,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    Assets, EventId, EventKind, FailureReason, IdError, ProviderName, RawDelivery, Source,
-    VideoEvent, VideoId,
+    Assets, EventId, EventKind, FailureReason, IdError, Metadata, ProviderName, RawDelivery,
+    Source, VideoEvent, VideoId,
 };
 
 /// The generated protobuf types. Private: the rest of the crate speaks `VideoEvent`.
@@ -62,7 +62,7 @@ pub fn encode_event(event: &VideoEvent) -> Vec<u8> {
         metadata_json: if event.metadata.is_null() {
             String::new()
         } else {
-            event.metadata.to_string()
+            event.metadata.json().to_owned()
         },
         kind: Some(kind_to_pb(&event.kind)),
         source: source_to_pb(event.source) as i32,
@@ -76,10 +76,11 @@ pub fn decode_event(bytes: &[u8]) -> Result<VideoEvent, CodecError> {
 
     let message = pb::VideoEvent::decode(bytes)?;
     check_version(message.schema_version)?;
+    // Checked to be JSON, not parsed: the fold compares and copies the text.
     let metadata = if message.metadata_json.is_empty() {
-        serde_json::Value::Null
+        Metadata::NULL
     } else {
-        serde_json::from_str(&message.metadata_json).map_err(CodecError::InvalidMetadata)?
+        Metadata::from_json(message.metadata_json).map_err(CodecError::InvalidMetadata)?
     };
     Ok(VideoEvent {
         event_id: EventId::parse(message.event_id).map_err(invalid_id("event_id"))?,
@@ -266,7 +267,7 @@ mod tests {
             occurred_at: at(1_795_428_000 + i64::from(n), 120_000_000),
             received_at: at(1_795_428_001 + i64::from(n), 123_456_789),
             assets,
-            metadata,
+            metadata: metadata.into(),
             source: Source::Webhook,
         }
     }
@@ -626,7 +627,7 @@ mod tests {
                 occurred_at,
                 received_at,
                 assets,
-                metadata,
+                metadata: metadata.into(),
                 source: if poll { Source::Poll } else { Source::Webhook },
             };
             prop_assert_eq!(decode_event(&encode_event(&event)).unwrap(), event);

@@ -2,6 +2,9 @@
 //! came from. Everything after `providers/` speaks these types; nothing here knows HTTP or SQL.
 
 pub mod codec;
+mod metadata;
+
+pub use metadata::Metadata;
 
 use std::fmt;
 
@@ -220,8 +223,8 @@ pub struct VideoEvent {
     /// When video-status received it.
     pub received_at: DateTime<Utc>,
     pub assets: Assets,
-    /// The provider's passthrough/meta field, untouched (`Null` when absent).
-    pub metadata: serde_json::Value,
+    /// The provider's passthrough/meta field, untouched (null when absent).
+    pub metadata: Metadata,
     /// A webhook, or a poll of the provider's API.
     pub source: Source,
 }

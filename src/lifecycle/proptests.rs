@@ -59,7 +59,7 @@ fn event() -> impl Strategy<Value = VideoEvent> {
                     poster: poster.map(str::to_owned),
                     ..Assets::default()
                 },
-                metadata,
+                metadata: metadata.into(),
             },
         )
 }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::Status;
-use crate::event::{Assets, FailureReason, ProviderName};
+use crate::event::{Assets, FailureReason, Metadata, ProviderName};
 
 /// The folded state of one video. Every field is derived from the video's events alone, so a
 /// rebuild from the log reproduces it exactly.
@@ -19,7 +19,7 @@ pub struct VideoState {
     /// The reason of the last `failed`; cleared by any other accepted event.
     pub error: Option<FailureReason>,
     /// The last non-null metadata an accepted event carried (`Null` if none did).
-    pub metadata: serde_json::Value,
+    pub metadata: Metadata,
     /// Provider of the last accepted event.
     pub provider: ProviderName,
     /// `received_at` of the last event that changed any other field of this state.

@@ -109,9 +109,9 @@ fn on_forward_path(state: &VideoState, target: Status, kind: &EventKind) -> Deci
 pub fn apply(state: Option<&VideoState>, event: &VideoEvent) -> VideoState {
     let mut assets = state.map(|s| s.assets.clone()).unwrap_or_default();
     assets.merge_from(&event.assets);
-    let metadata = match (&event.metadata, state) {
-        (serde_json::Value::Null, Some(known)) => known.metadata.clone(),
-        (said, _) => said.clone(),
+    let metadata = match state {
+        Some(known) if event.metadata.is_null() => known.metadata.clone(),
+        _ => event.metadata.clone(),
     };
     let mut next = VideoState {
         status: status_of(&event.kind),

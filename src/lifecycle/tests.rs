@@ -68,7 +68,7 @@ impl Ev {
             received_at: arrival(at),
             source: Source::Webhook,
             assets: self.assets,
-            metadata: self.metadata,
+            metadata: self.metadata.into(),
         }
     }
 }

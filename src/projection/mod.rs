@@ -8,7 +8,7 @@ pub mod stall;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Assets, FailureReason, ProviderName, VideoId};
+use crate::event::{Assets, FailureReason, Metadata, ProviderName, VideoId};
 use crate::lifecycle::{Fold, Status, VideoState};
 
 /// `GET /videos/{id}`: the current status of one video.
@@ -20,7 +20,7 @@ pub struct VideoStatus {
     pub progress: Option<f64>,
     pub assets: Assets,
     pub error: Option<FailureReason>,
-    pub metadata: serde_json::Value,
+    pub metadata: Metadata,
     /// Events in the video's stream, accepted and rejected: the SSE id.
     pub version: u64,
     /// `received_at` of the last event that changed the status.

@@ -119,7 +119,7 @@ mod tests {
             progress: None,
             assets: Assets::default(),
             error: None,
-            metadata: serde_json::Value::Null,
+            metadata: crate::event::Metadata::NULL,
             version: 3,
             updated_at: at(updated_secs),
             last_event_at: at(updated_secs - 5),

@@ -129,7 +129,7 @@ pub(crate) fn map(
         received_at,
         source: Source::Webhook,
         assets: assets(data)?,
-        metadata: data.get("metadata").cloned().unwrap_or(Value::Null),
+        metadata: data.get("metadata").cloned().unwrap_or(Value::Null).into(),
     }))
 }
 

@@ -119,7 +119,7 @@ mod tests {
             progress: Some(42.5),
             assets: Assets::default(),
             error: None,
-            metadata: serde_json::json!({ "title": "two\nlines and a \"quote\"" }),
+            metadata: serde_json::json!({ "title": "two\nlines and a \"quote\"" }).into(),
             version: 7,
             updated_at: at,
             last_event_at: at,

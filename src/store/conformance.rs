@@ -41,7 +41,7 @@ pub fn sample_event(
         received_at: occurred_at + Duration::nanoseconds(2_123_456_789),
         source: Source::Webhook,
         assets: Assets::default(),
-        metadata: serde_json::Value::Null,
+        metadata: crate::event::Metadata::NULL,
     }
 }
 
@@ -77,7 +77,7 @@ pub fn sample_status(video: &str, provider: &str, status: Status, version: u64) 
         progress: (status == Status::Processing).then_some(37.5),
         assets: Assets::default(),
         error: None,
-        metadata: json!({"version": version}),
+        metadata: json!({"version": version}).into(),
         version,
         updated_at: instant(2_000_000_000 + version as i64, 987_654_321),
         last_event_at: instant(2_000_000_000 + version as i64, 0),
@@ -129,7 +129,7 @@ async fn appended<S: EventStore>(store: &S, request: AppendRequest) -> (u64, u64
 pub async fn append_then_read_stream_round_trips<S: EventStore>(store: &S) {
     assert_eq!(store.head_position().await.unwrap(), 0, "empty log");
     let mut uploaded = sample_event("vid_round_trip", "evt_1", EventKind::Uploaded, 1_000);
-    uploaded.metadata = json!({"user": "u_1", "tags": ["a", "b"], "n": 3});
+    uploaded.metadata = json!({"user": "u_1", "tags": ["a", "b"], "n": 3}).into();
     let progress = sample_event(
         "vid_round_trip",
         "evt_2",

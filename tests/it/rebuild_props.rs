@@ -68,7 +68,7 @@ fn event() -> impl Strategy<Value = VideoEvent> {
                     poster: poster.map(str::to_owned),
                     ..Assets::default()
                 },
-                metadata,
+                metadata: metadata.into(),
                 source: Default::default(),
             }
         })

@@ -62,7 +62,7 @@ pub(crate) fn map(
             resolutions: quality.map(|q| vec![q.to_string()]).unwrap_or_default(),
             ..Assets::default()
         },
-        metadata: Value::Object(metadata),
+        metadata: Value::Object(metadata).into(),
     }))
 }
 

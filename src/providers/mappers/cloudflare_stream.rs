@@ -71,7 +71,7 @@ pub(crate) fn map(
         received_at,
         source: Source::Webhook,
         assets: assets(&payload)?,
-        metadata: Value::Object(metadata),
+        metadata: Value::Object(metadata).into(),
     }))
 }
 

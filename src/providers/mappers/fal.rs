@@ -66,7 +66,7 @@ pub(crate) fn map(
             playback_url: output_url.map(str::to_string),
             ..Assets::default()
         },
-        metadata: Value::Object(metadata),
+        metadata: Value::Object(metadata).into(),
     }))
 }
 

@@ -152,7 +152,8 @@ impl GenericMapper {
                 .as_deref()
                 .and_then(|pointer| at(&payload, pointer))
                 .cloned()
-                .unwrap_or(Value::Null),
+                .unwrap_or(Value::Null)
+                .into(),
         }))
     }
 

@@ -95,7 +95,7 @@ pub(crate) fn map(
         } else {
             assets(&payload)?
         },
-        metadata: ids.metadata(&payload),
+        metadata: ids.metadata(&payload).into(),
     }))
 }
 
