@@ -17,6 +17,11 @@
 //! generator's own ceiling. Both sides are driven by the same generator, bodies and concurrency,
 //! which is what the ratio compares.
 
+/// The allocator the service binary ships with (`src/main.rs`), so the figures are the shipped
+/// build's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "support/child.rs"]
 mod child;
 #[path = "support/machine.rs"]

@@ -15,6 +15,11 @@
 //! cargo bench --bench rebuild -- --help
 //! ```
 
+/// The allocator the service binary ships with (`src/main.rs`), so the figures are the shipped
+/// build's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "support/child.rs"]
 mod child;
 #[path = "support/machine.rs"]

@@ -24,6 +24,11 @@
 //! generator and the subscribers (raw TCP, a minimal incremental SSE parser). Both still share
 //! the machine's cores. Every time is read from one clock, this process's `Instant`.
 
+/// The allocator the service binary ships with (`src/main.rs`), so the figures are the shipped
+/// build's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "support/machine.rs"]
 mod machine;
 
