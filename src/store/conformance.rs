@@ -105,7 +105,7 @@ fn rebuilt(statuses: Vec<VideoStatus>, position: u64) -> Vec<RebuiltStatus> {
         .collect()
 }
 
-/// A whole rebuild in one go: claim the shadow, fill it, swap it in.
+/// A whole rebuild in one go: claim the shadow, fill it, swap it in, free the replaced rows.
 async fn replace_statuses<S: EventStore>(
     store: &S,
     statuses: Vec<RebuiltStatus>,
@@ -115,6 +115,54 @@ async fn replace_statuses<S: EventStore>(
     let shadow = store.begin_shadow().await.unwrap();
     store.write_shadow(shadow, statuses).await.unwrap();
     store.swap_shadow(shadow, upto, fold_version).await.unwrap();
+    free_replaced(store).await;
+}
+
+/// Frees what a swap replaced, a row at a time; answers how many rows there were.
+async fn free_replaced<S: EventStore>(store: &S) -> u64 {
+    let mut freed = 0;
+    loop {
+        match store.free_replaced_statuses(1).await.unwrap() {
+            0 => return freed,
+            rows => freed += rows,
+        }
+    }
+}
+
+/// The table a swap replaced is freed in steps, and no swap runs before it is gone.
+pub async fn a_replaced_table_is_freed_before_the_next_swap<S: EventStore>(store: &S) {
+    assert_eq!(
+        store.free_replaced_statuses(10).await.unwrap(),
+        0,
+        "nothing to free"
+    );
+    let mut expected = Vec::new();
+    for n in 0..3 {
+        let id = format!("vid_{n}");
+        let status = sample_status(&id, SAMPLE_PROVIDER, Status::Uploaded, 1);
+        let event = sample_event(&id, &format!("evt_{n}"), EventKind::Uploaded, 1_000);
+        appended(store, with_status(append_request(event, 0), status.clone())).await;
+        expected.push(status);
+    }
+    let shadow = store.begin_shadow().await.unwrap();
+    store
+        .write_shadow(shadow, rebuilt(expected.clone(), 3))
+        .await
+        .unwrap();
+    store.swap_shadow(shadow, 3, 9).await.unwrap();
+    let next = store.begin_shadow().await.unwrap();
+    assert!(matches!(
+        store.swap_shadow(next, 3, 9).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    // The swapped-in table serves meanwhile.
+    assert_eq!(
+        store.get_status(&video("vid_1")).await.unwrap(),
+        Some(expected[1].clone())
+    );
+    assert_eq!(store.free_replaced_statuses(2).await.unwrap(), 2);
+    assert_eq!(free_replaced(store).await, 1);
+    store.swap_shadow(next, 3, 9).await.unwrap();
 }
 
 async fn appended<S: EventStore>(store: &S, request: AppendRequest) -> (u64, u64) {
@@ -656,6 +704,7 @@ pub async fn a_reclaimed_shadow_refuses_the_earlier_rebuild<S: EventStore>(store
     assert_eq!(store.fold_version().await.unwrap(), None);
     // The second claim still works.
     store.swap_shadow(second, 0, 9).await.unwrap();
+    free_replaced(store).await;
     assert_eq!(store.fold_version().await.unwrap(), Some(9));
 }
 
@@ -1054,6 +1103,7 @@ macro_rules! conformance_tests {
             changes_announce_appends_in_position_order,
             aliases_link_once_and_resolve,
             snapshots_round_trip_and_go_with_a_rebuild,
+            a_replaced_table_is_freed_before_the_next_swap,
         );
     };
     (@each $fresh:path; $($check:ident),* $(,)?) => {$(

@@ -292,6 +292,14 @@ pub trait EventStore: Send + Sync {
         fold_version: u32,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Frees up to `limit` rows of the status table the last swap replaced, in a write of their
+    /// own (appends queue behind it only as long as those rows take); answers how many went, 0
+    /// once nothing is left. Until then the next swap is refused (`Unavailable`).
+    fn free_replaced_statuses(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// The fold (code) version that built the status table; `None` before any rebuild.
     fn fold_version(&self) -> impl Future<Output = Result<Option<u32>, StoreError>> + Send;
 
@@ -481,6 +489,9 @@ impl EventStore for Store {
     }
     async fn fold_version(&self) -> Result<Option<u32>, StoreError> {
         delegate!(self, s => s.fold_version().await)
+    }
+    async fn free_replaced_statuses(&self, limit: usize) -> Result<u64, StoreError> {
+        delegate!(self, s => s.free_replaced_statuses(limit).await)
     }
     async fn record_audit(&self, record: AuditRecord) -> Result<(), StoreError> {
         delegate!(self, s => s.record_audit(record).await)

@@ -8,6 +8,7 @@
 //! copies the WAL into the database file beside the writer (`checkpointer`). Nothing here decides what an
 //! event means: the bytes come from `event::codec`, the status documents from the caller.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -130,8 +131,19 @@ const KEEP_LATER_STATUSES: &str =
     SELECT video_id, provider, status, version, position, doc FROM status
     WHERE video_id IN (SELECT stream_id FROM events WHERE position > ?1)";
 // Snapshots go with the old table: a rebuild never starts from them, and actors write new ones.
-const SWAP_STATUS_TABLES: &str =
-    "DROP TABLE status; ALTER TABLE status_rebuild RENAME TO status; DELETE FROM snapshots";
+// The old table is renamed, not dropped: dropping frees every page of it inside the swap, a
+// fifth of a second for 100k rows during which no append commits. `FREE_REPLACED_STATUSES`
+// empties it afterwards in small steps; the swap refuses to run while one is left (see
+// `swap_shadow`).
+const SWAP_STATUS_TABLES: &str = "ALTER TABLE status RENAME TO status_replaced;
+    ALTER TABLE status_rebuild RENAME TO status; DELETE FROM snapshots";
+const SELECT_REPLACED_TABLE: &str =
+    "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'status_replaced'";
+/// Deletes up to `?1` rows of the replaced status table (with their index entries).
+const FREE_REPLACED_STATUSES: &str = "DELETE FROM status_replaced WHERE video_id IN
+    (SELECT video_id FROM status_replaced LIMIT ?1)";
+/// Once empty, the table and its indexes are dropped at the cost of a few pages.
+const DROP_REPLACED_TABLE: &str = "DROP TABLE status_replaced";
 const UPSERT_SNAPSHOT: &str = "INSERT INTO snapshots (video_id, version, fold_version, status,
     last_event) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (video_id) DO UPDATE SET
     version = excluded.version, fold_version = excluded.fold_version, status = excluded.status,
@@ -233,7 +245,11 @@ struct Inner {
     jobs: mpsc::Sender<Job>,
     _writer: WriterThread,
     _checkpointer: Checkpointer,
+    /// Point reads (a status, a stream, a snapshot): what webhooks and GETs wait for.
     readers: Arc<ReadPool>,
+    /// Reads that walk the log (a rebuild, a replay, a remap), on connections of their own, so a
+    /// rebuild never holds a connection a webhook waits for.
+    bulk_readers: Arc<ReadPool>,
     counters: Arc<Counters>,
     changes: broadcast::Sender<Change>,
 }
@@ -264,8 +280,9 @@ impl SqliteStore {
         let checkpointer = Checkpointer::start(&path)?;
 
         // A reader now, so a database readers cannot open fails here rather than on first read.
-        let readers = Arc::new(ReadPool::new(path));
+        let readers = Arc::new(ReadPool::new(path.clone()));
         readers.checkin(readers.checkout()?);
+        let bulk_readers = Arc::new(ReadPool::new(path));
 
         let counters = Arc::new(Counters::default());
         let (changes, _) = broadcast::channel(CHANGE_FEED_CAPACITY);
@@ -284,6 +301,7 @@ impl SqliteStore {
                 _writer: WriterThread(Some(thread)),
                 _checkpointer: checkpointer,
                 readers,
+                bulk_readers,
                 counters,
                 changes,
             }),
@@ -308,6 +326,14 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         self.inner.readers.run(work).await
     }
+
+    /// [`SqliteStore::read`] for a read that walks the log.
+    async fn read_bulk<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.inner.bulk_readers.run(work).await
+    }
 }
 
 impl EventStore for SqliteStore {
@@ -331,7 +357,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
-        self.read(move |conn| {
+        self.read_bulk(move |conn| {
             let mut statement = conn.prepare_cached(SELECT_ALL)?;
             let rows = statement.query(params![saturating_i64(after), saturating_i64(limit)])?;
             stored_events_up_to(rows, limit)
@@ -349,7 +375,7 @@ impl EventStore for SqliteStore {
         let (stream, version) = after.map_or((String::new(), 0), |cursor| {
             (cursor.video_id.as_str().to_owned(), cursor.version)
         });
-        self.read(move |conn| {
+        self.read_bulk(move |conn| {
             let (stream, version) = (stream, saturating_i64(version));
             let wanted = limit;
             let (upto, limit) = (saturating_i64(upto), saturating_i64(limit));
@@ -371,7 +397,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn split_streams(&self, parts: usize) -> Result<Vec<VideoId>, StoreError> {
-        self.read(move |conn| {
+        self.read_bulk(move |conn| {
             let head = head_position(conn)?;
             let mut cuts: Vec<VideoId> = Vec::new();
             if parts < 2 || head < parts as u64 {
@@ -414,7 +440,7 @@ impl EventStore for SqliteStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<StoredDelivery>, StoreError> {
-        self.read(move |conn| {
+        self.read_bulk(move |conn| {
             let mut statement = conn.prepare_cached(SELECT_DELIVERIES)?;
             let mut rows =
                 statement.query(params![saturating_i64(after), saturating_i64(limit)])?;
@@ -527,6 +553,11 @@ impl EventStore for SqliteStore {
         fold_version: u32,
     ) -> Result<(), StoreError> {
         self.write(|reply| Job::SwapShadow(shadow, upto, fold_version, reply))
+            .await
+    }
+
+    async fn free_replaced_statuses(&self, limit: usize) -> Result<u64, StoreError> {
+        self.write(|reply| Job::FreeReplaced(limit.max(1), reply))
             .await
     }
 
@@ -785,6 +816,7 @@ enum Job {
     BeginShadow(Reply<u64>),
     WriteShadow(Shadow, Vec<StatusRow>, Reply<()>),
     SwapShadow(Shadow, u64, u32, Reply<()>),
+    FreeReplaced(usize, Reply<u64>),
     RecordAudit(Box<AuditRecord>, Reply<()>),
     Quarantine(Box<QuarantineRecord>, Reply<u64>),
     ReleaseQuarantined(u64, Reply<()>),
@@ -794,9 +826,10 @@ enum Job {
 }
 
 impl Job {
-    /// Whether the job's rows may be committed without an fsync (see [`commit_without_fsync`]).
-    fn may_skip_fsync(&self) -> bool {
-        matches!(self, Job::WriteShadow(..))
+    /// A rebuild's background write: committed without an fsync (see [`commit_without_fsync`]),
+    /// and only when no other job waits (see [`run_writer`]).
+    fn is_background(&self) -> bool {
+        matches!(self, Job::WriteShadow(..) | Job::FreeReplaced(..))
     }
 }
 
@@ -833,7 +866,10 @@ impl Drop for WriterThread {
 }
 
 /// Takes everything queued (up to [`MAX_BATCH`]) and commits it at once: while one batch is
-/// being fsynced, the next one queues up. Ends when every sender is gone.
+/// being fsynced, the next one queues up. A rebuild's background writes (its shadow rows, the
+/// rows of the table it replaced) wait aside and run one at a time only when nothing else is
+/// queued, so a webhook never waits for more than the one running. Ends when every sender is
+/// gone.
 fn run_writer(
     conn: Connection,
     mut queue: mpsc::Receiver<Job>,
@@ -841,25 +877,45 @@ fn run_writer(
     changes: &broadcast::Sender<Change>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut background: VecDeque<Job> = VecDeque::new();
     let mut last_batch = 0;
-    while queue.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
-        if batch.len() > 1 || last_batch > 1 {
-            linger(&mut queue, &mut batch);
+    loop {
+        if background.is_empty() {
+            if queue.blocking_recv_many(&mut batch, MAX_BATCH) == 0 {
+                return;
+            }
+        } else {
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    // Every sender is gone: what is queued aside still gets written.
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                }
+            }
         }
-        last_batch = batch.len();
-        // Appends first, with their fsync; then the shadow rows of a rebuild, which wait for
-        // no disk: an append never waits for a shadow write's fsync.
-        // Only a batch holding a shadow write is split: the usual one costs no extra Vec.
-        if !batch.iter().any(Job::may_skip_fsync) {
+        if batch.iter().any(Job::is_background) {
+            let (aside, urgent): (Vec<Job>, Vec<Job>) =
+                batch.drain(..).partition(Job::is_background);
+            background.extend(aside);
+            batch.extend(urgent);
+        }
+        if !batch.is_empty() {
+            if batch.len() > 1 || last_batch > 1 {
+                linger(&mut queue, &mut batch);
+            }
+            last_batch = batch.len();
+            // A background job that lingering picked up goes aside too.
+            if batch.iter().any(Job::is_background) {
+                let (aside, urgent): (Vec<Job>, Vec<Job>) =
+                    batch.drain(..).partition(Job::is_background);
+                background.extend(aside);
+                batch.extend(urgent);
+            }
             commit_batch(&conn, batch.drain(..), counters, changes);
-            continue;
+        } else if let Some(job) = background.pop_front() {
+            commit_without_fsync(&conn, std::iter::once(job), counters, changes);
         }
-        let (deferred, durable): (Vec<Job>, Vec<Job>) =
-            batch.drain(..).partition(Job::may_skip_fsync);
-        if !durable.is_empty() {
-            commit_batch(&conn, durable.into_iter(), counters, changes);
-        }
-        commit_without_fsync(&conn, deferred.into_iter(), counters, changes);
     }
 }
 
@@ -1041,6 +1097,9 @@ impl Job {
                 reply,
                 batch.run_isolated(|conn| swap_shadow(conn, shadow, upto, fold_version)),
             ),
+            Job::FreeReplaced(limit, reply) => {
+                Pending::Id(reply, batch.run_isolated(|conn| free_replaced(conn, limit)))
+            }
             Job::RecordAudit(record, reply) => {
                 Pending::Unit(reply, batch.run(|conn| record_audit(conn, &record)))
             }
@@ -1317,12 +1376,38 @@ fn swap_shadow(
     fold_version: u32,
 ) -> Result<(), StoreError> {
     check_claim(conn, shadow)?;
+    let replaced: i64 = conn
+        .prepare_cached(SELECT_REPLACED_TABLE)?
+        .query_row([], |row| row.get(0))?;
+    if replaced > 0 {
+        return Err(StoreError::Unavailable(
+            "the status table an earlier rebuild replaced is still being freed".into(),
+        ));
+    }
     conn.prepare_cached(KEEP_LATER_STATUSES)?
         .execute(params![saturating_i64(upto)])?;
     conn.execute_batch(SWAP_STATUS_TABLES)?;
     conn.prepare_cached(UPSERT_META)?
         .execute(params![FOLD_VERSION_KEY, fold_version.to_string()])?;
     Ok(())
+}
+
+/// Frees up to `limit` rows of the table the last swap replaced; the table itself once it is
+/// empty. Answers how many rows went (0: nothing is left, or there was no such table).
+fn free_replaced(conn: &Connection, limit: usize) -> Result<u64, StoreError> {
+    let replaced: i64 = conn
+        .prepare_cached(SELECT_REPLACED_TABLE)?
+        .query_row([], |row| row.get(0))?;
+    if replaced == 0 {
+        return Ok(0);
+    }
+    let freed = conn
+        .prepare(FREE_REPLACED_STATUSES)?
+        .execute(params![saturating_i64(limit)])?;
+    if freed == 0 {
+        conn.execute_batch(DROP_REPLACED_TABLE)?;
+    }
+    Ok(freed as u64)
 }
 
 fn meta_u64(conn: &Connection, key: &str) -> Result<Option<u64>, StoreError> {
@@ -1625,7 +1710,7 @@ mod tests {
         let rows = vec![StatusRow::new(&status, 7).unwrap()];
         let (reply, answer) = oneshot::channel();
         let job = Job::WriteShadow(Shadow { generation }, rows, reply);
-        assert!(job.may_skip_fsync());
+        assert!(job.is_background());
         let (changes, _) = broadcast::channel(4);
         commit_without_fsync(&conn, std::iter::once(job), &Counters::default(), &changes);
         answer.blocking_recv().unwrap().unwrap();
