@@ -2,9 +2,10 @@
 //! 1. a SQLite log of 1M events over 100k videos, bulk-loaded straight into the schema the store
 //!    created (rows encoded by `event::codec`, as the store writes them; no HTTP);
 //! 2. in a child process (this binary again, `--measure`), so that nothing else inflates its
-//!    memory: a bare sequential read of the log (read + decode every event, no fold), the same
-//!    read in stream order, and the rebuild (fold + shadow table + swap), each twice, best kept;
-//!    peak RSS during the first rebuild;
+//!    memory: a bare read of the log in position order (read + decode every event, no fold),
+//!    the same read in stream order (the table's own order, so the file's sequential read), and
+//!    the rebuild (fold + shadow table + swap), each twice, best kept; the ratio is taken
+//!    against the faster of the two reads; peak RSS during the first rebuild;
 //! 3. the real application on that log: webhook latency under a steady open-loop load (1,000
 //!    webhooks/s) while idle, then while an online rebuild runs (`POST /admin/rebuild`'s code
 //!    path), then `rebuild --verify`'s check of the result.
@@ -704,7 +705,10 @@ struct Figures {
 
 impl Figures {
     fn rows(&self) -> Vec<Row> {
-        let ratio = self.rebuild_per_sec / self.read_per_sec;
+        // The log is stored clustered by stream (migration 0006), so the sequential read of the
+        // file is the stream-order one; the ratio is taken against the faster read, whichever.
+        let fastest_read = self.read_per_sec.max(self.stream_read_per_sec);
+        let ratio = self.rebuild_per_sec / fastest_read;
         let growth = self.rss_peak.saturating_sub(self.rss_before);
         let mut rows = vec![
             Row::new(
@@ -719,7 +723,7 @@ impl Figures {
                 None,
             ),
             Row::new(
-                "bare sequential read (read + decode)",
+                "bare read in position order (read + decode)",
                 format!("{:.0} events/s", self.read_per_sec),
                 "reference",
                 None,
@@ -740,7 +744,7 @@ impl Figures {
                 Some(self.rebuild_per_sec >= 1_000_000.0),
             ),
             Row::new(
-                "rebuild / bare read",
+                "rebuild / fastest bare read",
                 format!("{ratio:.2}"),
                 "≥ 0.5",
                 Some(ratio >= 0.5),

@@ -32,7 +32,9 @@ fn check_id(raw: &str) -> Result<(), IdError> {
     if raw.len() > MAX_ID_LEN {
         return Err(IdError::TooLong);
     }
-    if raw.chars().any(char::is_control) {
+    // Ids are ASCII almost always: bytes are checked without decoding characters.
+    let ascii_printable = raw.bytes().all(|b| (0x20..0x7f).contains(&b));
+    if !ascii_printable && raw.chars().any(char::is_control) {
         return Err(IdError::ControlCharacter);
     }
     Ok(())

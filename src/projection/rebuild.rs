@@ -28,6 +28,9 @@ const READ_BATCH: usize = 6_000;
 /// replaced). An online rebuild shares the store's writer with the webhooks, which run first
 /// but wait for the write in progress: 64 rows take a few tenths of a millisecond.
 const SHADOW_BATCH: usize = 64;
+/// Statuses per shadow write when nothing else writes (`video-status rebuild`): each write is a
+/// transaction, and fewer of them cost less.
+const SHADOW_BATCH_ALONE: usize = 5_000;
 /// Most ranges of streams folded at once: reading and folding take a core each range, and past
 /// a few the store's read pool (which webhooks share) becomes the limit.
 const MAX_RANGES: usize = 4;
@@ -280,10 +283,21 @@ async fn rebuild_in_ranges(
     }
     drop(folded);
     let mut writing: Option<JoinHandle<Result<(), StoreError>>> = None;
+    let most = match pace {
+        Pace::Shared => SHADOW_BATCH,
+        Pace::Full => SHADOW_BATCH_ALONE,
+    };
     while let Some(mut batch) = statuses.recv().await {
+        // Whatever else the ranges folded meanwhile joins this write, up to its size.
+        while batch.len() < most {
+            match statuses.try_recv() {
+                Ok(more) => batch.extend(more),
+                Err(_) => break,
+            }
+        }
         report.videos += batch.len() as u64;
         while !batch.is_empty() {
-            let rest = batch.split_off(batch.len().min(SHADOW_BATCH));
+            let rest = batch.split_off(batch.len().min(most));
             let chunk = std::mem::replace(&mut batch, rest);
             if let Some(previous) = writing.take() {
                 previous.await.map_err(joined)??;
@@ -510,12 +524,16 @@ fn fold_stream(stream: Vec<StoredEvent>) -> Option<RebuiltStatus> {
     })
 }
 
-/// Frees the status table the last swap replaced, a few hundred rows per write, paced like the
-/// shadow writes.
+/// Frees the status table the last swap replaced: beside webhooks a few rows per write, paced
+/// like the shadow writes; alone, at once (dropping it costs a fraction of deleting its rows).
 async fn free_replaced(store: &Store, pace: Pace) -> Result<(), StoreError> {
+    let limit = match pace {
+        Pace::Shared => Some(SHADOW_BATCH),
+        Pace::Full => None,
+    };
     loop {
         let started = Instant::now();
-        if store.free_replaced_statuses(SHADOW_BATCH).await? == 0 {
+        if store.free_replaced_statuses(limit).await? == 0 {
             return Ok(());
         }
         if pace == Pace::Shared {

@@ -294,10 +294,11 @@ pub trait EventStore: Send + Sync {
 
     /// Frees up to `limit` rows of the status table the last swap replaced, in a write of their
     /// own (appends queue behind it only as long as those rows take); answers how many went, 0
-    /// once nothing is left. Until then the next swap is refused (`Unavailable`).
+    /// once nothing is left. `None` frees the whole table at once, for when nothing else writes.
+    /// Until it is gone the next swap is refused (`Unavailable`).
     fn free_replaced_statuses(
         &self,
-        limit: usize,
+        limit: Option<usize>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// The fold (code) version that built the status table; `None` before any rebuild.
@@ -490,7 +491,7 @@ impl EventStore for Store {
     async fn fold_version(&self) -> Result<Option<u32>, StoreError> {
         delegate!(self, s => s.fold_version().await)
     }
-    async fn free_replaced_statuses(&self, limit: usize) -> Result<u64, StoreError> {
+    async fn free_replaced_statuses(&self, limit: Option<usize>) -> Result<u64, StoreError> {
         delegate!(self, s => s.free_replaced_statuses(limit).await)
     }
     async fn record_audit(&self, record: AuditRecord) -> Result<(), StoreError> {

@@ -556,8 +556,8 @@ impl EventStore for SqliteStore {
             .await
     }
 
-    async fn free_replaced_statuses(&self, limit: usize) -> Result<u64, StoreError> {
-        self.write(|reply| Job::FreeReplaced(limit.max(1), reply))
+    async fn free_replaced_statuses(&self, limit: Option<usize>) -> Result<u64, StoreError> {
+        self.write(|reply| Job::FreeReplaced(limit.map(|n| n.max(1)), reply))
             .await
     }
 
@@ -816,7 +816,7 @@ enum Job {
     BeginShadow(Reply<u64>),
     WriteShadow(Shadow, Vec<StatusRow>, Reply<()>),
     SwapShadow(Shadow, u64, u32, Reply<()>),
-    FreeReplaced(usize, Reply<u64>),
+    FreeReplaced(Option<usize>, Reply<u64>),
     RecordAudit(Box<AuditRecord>, Reply<()>),
     Quarantine(Box<QuarantineRecord>, Reply<u64>),
     ReleaseQuarantined(u64, Reply<()>),
@@ -1392,15 +1392,23 @@ fn swap_shadow(
     Ok(())
 }
 
-/// Frees up to `limit` rows of the table the last swap replaced; the table itself once it is
-/// empty. Answers how many rows went (0: nothing is left, or there was no such table).
-fn free_replaced(conn: &Connection, limit: usize) -> Result<u64, StoreError> {
+/// Frees up to `limit` rows of the table the last swap replaced (all of it, at once, for
+/// `None`); the table itself once it is empty. Answers how many rows went (0: nothing is left,
+/// or there was no such table).
+fn free_replaced(conn: &Connection, limit: Option<usize>) -> Result<u64, StoreError> {
     let replaced: i64 = conn
         .prepare_cached(SELECT_REPLACED_TABLE)?
         .query_row([], |row| row.get(0))?;
     if replaced == 0 {
         return Ok(0);
     }
+    let Some(limit) = limit else {
+        let rows: i64 =
+            conn.query_row("SELECT COUNT(*) FROM status_replaced", [], |row| row.get(0))?;
+        conn.execute_batch(DROP_REPLACED_TABLE)?;
+        // At least one, so that the caller's loop asks once more and hears 0.
+        return Ok(stored_u64(rows, "replaced rows")?.max(1));
+    };
     let freed = conn
         .prepare(FREE_REPLACED_STATUSES)?
         .execute(params![saturating_i64(limit)])?;
