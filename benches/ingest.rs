@@ -134,6 +134,8 @@ impl Sizes {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // As the service binary does (src/main.rs).
+    video_status::allocator::return_freed_memory_promptly();
     let sizes = Sizes::from_args()?;
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     if sizes.passivation_only {

@@ -153,6 +153,8 @@ fn parse_args() -> anyhow::Result<Mode> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // As the service binary does (src/main.rs).
+    video_status::allocator::return_freed_memory_promptly();
     let sizes = match parse_args()? {
         Mode::Measure(path) => return measure_child(&path).await,
         Mode::WriteLog(path, sizes) => {

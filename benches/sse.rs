@@ -194,6 +194,8 @@ impl Sizes {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // As the service binary does (src/main.rs).
+    video_status::allocator::return_freed_memory_promptly();
     let sizes = Sizes::from_args()?;
     // Subscriber sockets here, and as many on the server's side: it inherits the limit.
     let nofile = raise_nofile(sizes.subscribers() as u64 + 1024)?;

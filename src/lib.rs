@@ -18,6 +18,7 @@
 //! - [`cli`]: the `video-status` subcommands, thin over the library.
 
 pub mod actor;
+pub mod allocator;
 pub mod app;
 pub mod auth;
 pub mod cli;

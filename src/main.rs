@@ -10,8 +10,13 @@ use video_status::cli::{self, Cli};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+fn main() -> ExitCode {
+    video_status::allocator::return_freed_memory_promptly();
+    run_cli()
+}
+
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn run_cli() -> ExitCode {
     let cli = Cli::parse();
     match cli::run(cli).await {
         Ok(code) => code,
