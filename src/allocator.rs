@@ -45,23 +45,21 @@ mod tests {
         unsafe { mi_option_get(option) }
     }
 
+    /// Asserts `option`'s value unless `variable` sets it from the environment.
+    fn assert_unless_set(option: mi_option_t, variable: &str, expected: std::ffi::c_long) {
+        if std::env::var_os(variable).is_none() {
+            assert_eq!(self::option(option), expected, "{variable}");
+        }
+    }
+
     #[test]
     fn the_option_numbers_are_the_options_meant() {
         // Read before any test sets them (nothing in the test binary does): mimalloc's
-        // defaults on Linux, 2 (eagerly, where the system overcommits) and 1,000 ms, unless the
-        // environment overrides them.
-        if std::env::var_os("MIMALLOC_ARENA_EAGER_COMMIT").is_none() {
-            assert_eq!(option(ARENA_EAGER_COMMIT), 2);
-        }
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-            assert_eq!(option(PURGE_DELAY), 1_000);
-        }
+        // defaults on Linux, 2 (eagerly, where the system overcommits) and 1,000 ms.
+        assert_unless_set(ARENA_EAGER_COMMIT, "MIMALLOC_ARENA_EAGER_COMMIT", 2);
+        assert_unless_set(PURGE_DELAY, "MIMALLOC_PURGE_DELAY", 1_000);
         return_freed_memory_promptly();
-        if std::env::var_os("MIMALLOC_ARENA_EAGER_COMMIT").is_none() {
-            assert_eq!(option(ARENA_EAGER_COMMIT), 0);
-        }
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-            assert_eq!(option(PURGE_DELAY), PROMPT_PURGE_DELAY_MS);
-        }
+        assert_unless_set(ARENA_EAGER_COMMIT, "MIMALLOC_ARENA_EAGER_COMMIT", 0);
+        assert_unless_set(PURGE_DELAY, "MIMALLOC_PURGE_DELAY", PROMPT_PURGE_DELAY_MS);
     }
 }

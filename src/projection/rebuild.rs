@@ -241,6 +241,24 @@ enum Pace {
     Shared,
 }
 
+impl Pace {
+    /// Most statuses per shadow write.
+    fn shadow_batch(self) -> usize {
+        match self {
+            Pace::Full => SHADOW_BATCH_ALONE,
+            Pace::Shared => SHADOW_BATCH,
+        }
+    }
+
+    /// Rows of the replaced status table freed per write; `None`: all at once.
+    fn free_batch(self) -> Option<usize> {
+        match self {
+            Pace::Full => None,
+            Pace::Shared => Some(SHADOW_BATCH),
+        }
+    }
+}
+
 /// [`rebuild`] up to global position `head`, folding about `ranges` ranges of streams at once.
 async fn rebuild_in_ranges(
     store: &Store,
@@ -283,10 +301,7 @@ async fn rebuild_in_ranges(
     }
     drop(folded);
     let mut writing: Option<JoinHandle<Result<(), StoreError>>> = None;
-    let most = match pace {
-        Pace::Shared => SHADOW_BATCH,
-        Pace::Full => SHADOW_BATCH_ALONE,
-    };
+    let most = pace.shadow_batch();
     while let Some(mut batch) = statuses.recv().await {
         // Whatever else the ranges folded meanwhile joins this write, up to its size.
         while batch.len() < most {
@@ -527,13 +542,9 @@ fn fold_stream(stream: Vec<StoredEvent>) -> Option<RebuiltStatus> {
 /// Frees the status table the last swap replaced: beside webhooks a few rows per write, paced
 /// like the shadow writes; alone, at once (dropping it costs a fraction of deleting its rows).
 async fn free_replaced(store: &Store, pace: Pace) -> Result<(), StoreError> {
-    let limit = match pace {
-        Pace::Shared => Some(SHADOW_BATCH),
-        Pace::Full => None,
-    };
     loop {
         let started = Instant::now();
-        if store.free_replaced_statuses(limit).await? == 0 {
+        if store.free_replaced_statuses(pace.free_batch()).await? == 0 {
             return Ok(());
         }
         if pace == Pace::Shared {
