@@ -76,8 +76,8 @@ fn tie_percent(kind: &EventKind) -> f64 {
 /// at a fraction of [`Fold::from_events`]' cost (no history entries, no index, no copied ids).
 /// Always equal to that fold's `state()` and `version()`; a property test holds it to that.
 pub fn fold_state(mut events: Vec<VideoEvent>) -> (Option<VideoState>, u64) {
-    if events.len() > 1 {
-        // As in `Fold::from_events`, the first of several events with one dedupe key is kept.
+    // As in `Fold::from_events`, the first of several events with one dedupe key is kept.
+    if events.len() > SHORT_STREAM {
         let keep: Vec<bool> = {
             let mut seen = HashSet::with_capacity(events.len());
             events
@@ -87,6 +87,18 @@ pub fn fold_state(mut events: Vec<VideoEvent>) -> (Option<VideoState>, u64) {
         };
         let mut kept = keep.into_iter();
         events.retain(|_| kept.next().unwrap_or(true));
+    } else if has_repeated_key(&events) {
+        let mut index = 0;
+        while index < events.len() {
+            if events[..index]
+                .iter()
+                .any(|earlier| same_key(earlier, &events[index]))
+            {
+                events.remove(index);
+            } else {
+                index += 1;
+            }
+        }
     }
     events.sort_by(fold_order);
     let version = events.len() as u64;
@@ -97,6 +109,22 @@ pub fn fold_state(mut events: Vec<VideoEvent>) -> (Option<VideoState>, u64) {
         }
     }
     (state, version)
+}
+
+/// Up to this many events, [`fold_state`] finds repeated keys by comparing every pair, which
+/// for the few events of a typical stream costs less than hashing each key once.
+const SHORT_STREAM: usize = 16;
+
+fn has_repeated_key(events: &[VideoEvent]) -> bool {
+    events.iter().enumerate().any(|(index, event)| {
+        events[..index]
+            .iter()
+            .any(|earlier| same_key(earlier, event))
+    })
+}
+
+fn same_key(a: &VideoEvent, b: &VideoEvent) -> bool {
+    a.event_id == b.event_id && a.provider == b.provider
 }
 
 /// A video's events folded into its state and history. Cheap to extend with a newer event;

@@ -16,7 +16,7 @@ use tracing::{error, info};
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::event::VideoId;
+use crate::event::{VideoEvent, VideoId};
 use crate::lifecycle::{fold_state, FOLD_VERSION};
 use crate::projection::VideoStatus;
 use crate::store::{EventStore, RebuiltStatus, Store, StoreError, StoredEvent, StreamCursor};
@@ -384,7 +384,7 @@ pub struct Refold {
     page_size: usize,
     ahead: Option<JoinHandle<Result<Vec<StoredEvent>, StoreError>>>,
     /// The last stream of the page before, which may go on in the next page.
-    carry: Vec<StoredEvent>,
+    carry: Carry,
     events_read: u64,
 }
 
@@ -415,7 +415,7 @@ impl Refold {
             before: range.before,
             page_size,
             ahead,
-            carry: Vec::new(),
+            carry: Carry::default(),
             events_read: 0,
         }
     }
@@ -506,37 +506,43 @@ fn ranges_for(events: u64) -> usize {
 
 /// Folds every stream that ends in `page` (after the `carry` of the page before); the last
 /// stream is carried to the next page unless this is the last one.
-fn fold_page(
-    carry: Vec<StoredEvent>,
-    page: Vec<StoredEvent>,
-    last_page: bool,
-) -> (Vec<RebuiltStatus>, Vec<StoredEvent>) {
+fn fold_page(carry: Carry, page: Vec<StoredEvent>, last_page: bool) -> (Vec<RebuiltStatus>, Carry) {
     let mut statuses = Vec::new();
-    let mut stream: Vec<StoredEvent> = Vec::new();
-    for stored in carry.into_iter().chain(page) {
+    let mut stream = carry;
+    for stored in page {
         if stream
+            .events
             .last()
-            .is_some_and(|last| last.event.video_id != stored.event.video_id)
+            .is_some_and(|last| last.video_id != stored.event.video_id)
         {
-            statuses.extend(fold_stream(std::mem::take(&mut stream)));
+            statuses.extend(std::mem::take(&mut stream).fold());
         }
-        stream.push(stored);
+        stream.events.push(stored.event);
+        stream.position = stored.position;
     }
     if last_page {
-        statuses.extend(fold_stream(std::mem::take(&mut stream)));
+        statuses.extend(std::mem::take(&mut stream).fold());
     }
     (statuses, stream)
 }
 
-/// One whole stream, in version order, to its status and the position of its last event.
-fn fold_stream(stream: Vec<StoredEvent>) -> Option<RebuiltStatus> {
-    let position = stream.last()?.position;
-    let video_id = stream[0].event.video_id.clone();
-    let (state, version) = fold_state(stream.into_iter().map(|s| s.event).collect());
-    Some(RebuiltStatus {
-        status: VideoStatus::from_state(video_id, state?, version),
-        position,
-    })
+/// One stream's events read so far, in version order, and the position of the last of them.
+#[derive(Default)]
+struct Carry {
+    events: Vec<VideoEvent>,
+    position: u64,
+}
+
+impl Carry {
+    /// The whole stream to its status and the position of its last event.
+    fn fold(self) -> Option<RebuiltStatus> {
+        let video_id = self.events.first()?.video_id.clone();
+        let (state, version) = fold_state(self.events);
+        Some(RebuiltStatus {
+            status: VideoStatus::from_state(video_id, state?, version),
+            position: self.position,
+        })
+    }
 }
 
 /// Frees the status table the last swap replaced: beside webhooks a few rows per write, paced
