@@ -87,7 +87,7 @@ pub fn fold_state(mut events: Vec<VideoEvent>) -> (Option<VideoState>, u64) {
         };
         let mut kept = keep.into_iter();
         events.retain(|_| kept.next().unwrap_or(true));
-    } else if has_repeated_key(&events) {
+    } else {
         let mut index = 0;
         while index < events.len() {
             if events[..index]
@@ -114,14 +114,6 @@ pub fn fold_state(mut events: Vec<VideoEvent>) -> (Option<VideoState>, u64) {
 /// Up to this many events, [`fold_state`] finds repeated keys by comparing every pair, which
 /// for the few events of a typical stream costs less than hashing each key once.
 const SHORT_STREAM: usize = 16;
-
-fn has_repeated_key(events: &[VideoEvent]) -> bool {
-    events.iter().enumerate().any(|(index, event)| {
-        events[..index]
-            .iter()
-            .any(|earlier| same_key(earlier, event))
-    })
-}
 
 fn same_key(a: &VideoEvent, b: &VideoEvent) -> bool {
     a.event_id == b.event_id && a.provider == b.provider

@@ -384,7 +384,7 @@ pub struct Refold {
     page_size: usize,
     ahead: Option<JoinHandle<Result<Vec<StoredEvent>, StoreError>>>,
     /// The last stream of the page before, which may go on in the next page.
-    carry: Carry,
+    carry: StreamSoFar,
     events_read: u64,
 }
 
@@ -415,7 +415,7 @@ impl Refold {
             before: range.before,
             page_size,
             ahead,
-            carry: Carry::default(),
+            carry: StreamSoFar::default(),
             events_read: 0,
         }
     }
@@ -506,7 +506,11 @@ fn ranges_for(events: u64) -> usize {
 
 /// Folds every stream that ends in `page` (after the `carry` of the page before); the last
 /// stream is carried to the next page unless this is the last one.
-fn fold_page(carry: Carry, page: Vec<StoredEvent>, last_page: bool) -> (Vec<RebuiltStatus>, Carry) {
+fn fold_page(
+    carry: StreamSoFar,
+    page: Vec<StoredEvent>,
+    last_page: bool,
+) -> (Vec<RebuiltStatus>, StreamSoFar) {
     let mut statuses = Vec::new();
     let mut stream = carry;
     for stored in page {
@@ -528,12 +532,12 @@ fn fold_page(carry: Carry, page: Vec<StoredEvent>, last_page: bool) -> (Vec<Rebu
 
 /// One stream's events read so far, in version order, and the position of the last of them.
 #[derive(Default)]
-struct Carry {
+struct StreamSoFar {
     events: Vec<VideoEvent>,
     position: u64,
 }
 
-impl Carry {
+impl StreamSoFar {
     /// The whole stream to its status and the position of its last event.
     fn fold(self) -> Option<RebuiltStatus> {
         let video_id = self.events.first()?.video_id.clone();
