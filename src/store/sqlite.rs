@@ -1707,6 +1707,29 @@ mod tests {
 
     conformance::conformance_tests!(fresh);
 
+    /// `.cargo/config.toml` builds SQLite without the process-wide page cache and allocation
+    /// statistics, each behind one global mutex that an online rebuild's niced readers held
+    /// while preempted, stalling the webhooks' writer. A build that lost the flags fails here.
+    #[test]
+    fn sqlite_is_built_without_process_wide_locks() {
+        let conn = Connection::open_in_memory().unwrap();
+        let options: Vec<String> = conn
+            .prepare("PRAGMA compile_options")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "one page cache for all connections: {options:?}"
+        );
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "allocation statistics on: {options:?}"
+        );
+    }
+
     #[test]
     fn a_shadow_write_commits_without_fsync_and_the_writer_goes_back_to_full() {
         let dir = tempfile::tempdir().unwrap();
