@@ -52,7 +52,7 @@ use video_status::event::{
 };
 use video_status::projection::rebuild::{rebuild, Phase};
 use video_status::providers::Providers;
-use video_status::store::{EventStore, Store};
+use video_status::store::{EventStore, Store, StoreStats};
 
 #[derive(Debug, Clone)]
 struct Sizes {
@@ -88,6 +88,8 @@ enum Mode {
     Measure(PathBuf),
     /// Only phase 1, into this path: a log to profile `--measure` on, or to keep.
     WriteLog(PathBuf, Sizes),
+    /// Only phase 3, on a copy of the log at this path.
+    Online(PathBuf, Sizes),
 }
 
 fn parse_args() -> anyhow::Result<Mode> {
@@ -99,6 +101,7 @@ fn parse_args() -> anyhow::Result<Mode> {
     };
     let mut args = args.into_iter();
     let mut write_log = None;
+    let mut online_only = None;
     while let Some(arg) = args.next() {
         let mut number = |name: &str| -> anyhow::Result<usize> {
             let value = args
@@ -119,6 +122,10 @@ fn parse_args() -> anyhow::Result<Mode> {
                 let path = args.next().context("--measure needs a path")?;
                 return Ok(Mode::Measure(path.into()));
             }
+            "--online" => {
+                let path = args.next().context("--online needs a path")?;
+                online_only = Some(PathBuf::from(path));
+            }
             "--write-log" => {
                 let path = args.next().context("--write-log needs a path")?;
                 write_log = Some(PathBuf::from(path));
@@ -129,6 +136,7 @@ fn parse_args() -> anyhow::Result<Mode> {
                      [--rate N]\n\
                      cargo bench --bench rebuild -- --write-log PATH [sizes]   (phase 1 only)\n\
                      cargo bench --bench rebuild -- --measure PATH             (phase 2 only)\n\
+                     cargo bench --bench rebuild -- --online PATH [--rate N]   (phase 3 only, on a copy)\n\
                      defaults: --events {} --videos {} --rate {}\n\
                      --quick:  --events {} --videos {}",
                     Sizes::DEFAULT.events,
@@ -145,9 +153,11 @@ fn parse_args() -> anyhow::Result<Mode> {
     if sizes.events < sizes.videos {
         bail!("--events must be at least --videos");
     }
-    Ok(match write_log {
-        Some(path) => Mode::WriteLog(path, sizes),
-        None => Mode::Run(sizes),
+    Ok(match (write_log, online_only) {
+        (Some(_), Some(_)) => bail!("--write-log and --online are two separate runs"),
+        (Some(path), None) => Mode::WriteLog(path, sizes),
+        (None, Some(path)) => Mode::Online(path, sizes),
+        (None, None) => Mode::Run(sizes),
     })
 }
 
@@ -166,8 +176,17 @@ async fn main() -> anyhow::Result<()> {
             );
             return Ok(());
         }
+        Mode::Online(path, sizes) => {
+            // On a copy: the phase writes webhooks and swaps the status table.
+            let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+            let db = dir.path().join("rebuild.db");
+            std::fs::copy(&path, &db).with_context(|| format!("cannot copy {}", path.display()))?;
+            write_back(&db)?;
+            return online(&db, &sizes, &mut Figures::default()).await;
+        }
         Mode::Run(sizes) => sizes,
     };
+
     let machine = Machine::read();
     println!("video-status rebuild benchmark");
     println!("machine: {machine}");
@@ -541,16 +560,19 @@ async fn online(db: &Path, sizes: &Sizes, figures: &mut Figures) -> anyhow::Resu
 
     // Warm-up: connections, actors, the status rows of new videos.
     load.run("warm", stop_after(Duration::from_secs(1))).await?;
+    let stats_before_idle = state.store.stats();
     let idle = load
         .run("idle", stop_after(Duration::from_secs(sizes.idle_secs)))
         .await?;
+    let stats_before_rebuild = state.store.stats();
     println!(
-        "(3) idle, {}/s: {} webhooks in {:.1} s, p50 {} p99 {}",
+        "(3) idle, {}/s: {} webhooks in {:.1} s, p50 {} p99 {}; {}",
         sizes.rate,
         idle.latencies.len(),
         idle.elapsed.as_secs_f64(),
         ms(idle.percentile(0.50)),
-        ms(idle.percentile(0.99))
+        ms(idle.percentile(0.99)),
+        writer_checkpoints(&stats_before_idle, &stats_before_rebuild)
     );
 
     state
@@ -574,13 +596,14 @@ async fn online(db: &Path, sizes: &Sizes, figures: &mut Figures) -> anyhow::Resu
     anyhow::ensure!(report.phase == Phase::Done, "online rebuild: {report:?}");
     println!(
         "    during the online rebuild: {} webhooks in {:.1} s, p50 {} p99 {}; the rebuild \
-         folded {} events at {:.0} events/s",
+         folded {} events at {:.0} events/s; {}",
         during.latencies.len(),
         during.elapsed.as_secs_f64(),
         ms(during.percentile(0.50)),
         ms(during.percentile(0.99)),
         report.events_done,
-        report.events_per_sec
+        report.events_per_sec,
+        writer_checkpoints(&stats_before_rebuild, &state.store.stats())
     );
     let (videos, differences) = verify(&state.store).await?;
     println!(
@@ -595,6 +618,16 @@ async fn online(db: &Path, sizes: &Sizes, figures: &mut Figures) -> anyhow::Resu
     let _ = stop_server.send(());
     server.await?;
     Ok(())
+}
+
+/// The WAL checkpoints appends waited for on the writer between two readings of the stats.
+fn writer_checkpoints(before: &StoreStats, after: &StoreStats) -> String {
+    let count = after.writer_checkpoints - before.writer_checkpoints;
+    let micros = after.writer_checkpoint_micros - before.writer_checkpoint_micros;
+    format!(
+        "{count} WAL checkpoints on the writer ({:.1} ms in all)",
+        micros as f64 / 1e3
+    )
 }
 
 fn stop_after(after: Duration) -> Arc<AtomicBool> {
