@@ -36,11 +36,6 @@ pub async fn metrics(state: AppState) -> warp::reply::Response {
     let stats = state.store.stats();
     metrics::gauge!("store_commits_total").set(stats.commits as f64);
     metrics::gauge!("store_events_appended_total").set(stats.appended as f64);
-    metrics::gauge!("store_writer_checkpoints_total").set(stats.writer_checkpoints as f64);
-    metrics::gauge!("store_writer_checkpoint_seconds_total")
-        .set(stats.writer_checkpoint_micros as f64 / 1e6);
-    metrics::gauge!("store_writer_checkpoint_max_seconds")
-        .set(stats.writer_checkpoint_max_micros as f64 / 1e6);
     metrics::gauge!("video_actors_active").set(state.videos.active_actors() as f64);
     warp::reply::with_header(
         state.metrics.render(),

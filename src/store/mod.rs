@@ -206,11 +206,6 @@ pub struct StoreStats {
     pub commits: u64,
     /// Events appended (duplicates excluded).
     pub appended: u64,
-    /// Checkpoints the writer ran between batches so the WAL could start over (appends wait for
-    /// these), with their total and longest time in microseconds.
-    pub writer_checkpoints: u64,
-    pub writer_checkpoint_micros: u64,
-    pub writer_checkpoint_max_micros: u64,
 }
 
 /// The behaviour every backend implements. Futures are `Send` so handlers can hold them.

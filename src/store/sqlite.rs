@@ -28,7 +28,7 @@ use super::{
 use crate::event::codec::{decode_event, decode_raw, encode_event, encode_raw};
 use crate::event::{EventId, ProviderName, VideoId};
 use crate::projection::VideoStatus;
-use checkpointer::{Checkpointer, RestartWanted};
+use checkpointer::Checkpointer;
 
 mod checkpointer;
 
@@ -277,8 +277,7 @@ impl SqliteStore {
         }
         let mut conn = open_writer(&path)?;
         migrate(&mut conn)?;
-        let restart_wanted = RestartWanted::default();
-        let checkpointer = Checkpointer::start(&path, restart_wanted.clone())?;
+        let checkpointer = Checkpointer::start(&path)?;
 
         // A reader now, so a database readers cannot open fails here rather than on first read.
         let readers = Arc::new(ReadPool::new(path.clone()));
@@ -293,7 +292,7 @@ impl SqliteStore {
             .spawn({
                 let counters = Arc::clone(&counters);
                 let changes = changes.clone();
-                move || run_writer(conn, queue, &counters, &changes, &restart_wanted)
+                move || run_writer(conn, queue, &counters, &changes)
             })
             .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         Ok(SqliteStore {
@@ -737,17 +736,6 @@ impl EventStore for SqliteStore {
         StoreStats {
             commits: self.inner.counters.commits.load(Ordering::Relaxed),
             appended: self.inner.counters.appended.load(Ordering::Relaxed),
-            writer_checkpoints: self.inner.counters.wal_checkpoints.load(Ordering::Relaxed),
-            writer_checkpoint_micros: self
-                .inner
-                .counters
-                .wal_checkpoint_micros
-                .load(Ordering::Relaxed),
-            writer_checkpoint_max_micros: self
-                .inner
-                .counters
-                .wal_checkpoint_max_micros
-                .load(Ordering::Relaxed),
         }
     }
 }
@@ -863,9 +851,6 @@ enum Pending {
 struct Counters {
     commits: AtomicU64,
     appended: AtomicU64,
-    wal_checkpoints: AtomicU64,
-    wal_checkpoint_micros: AtomicU64,
-    wal_checkpoint_max_micros: AtomicU64,
 }
 
 /// Joins the writer thread on drop, so the database is closed when the last handle is gone.
@@ -890,7 +875,6 @@ fn run_writer(
     mut queue: mpsc::Receiver<Job>,
     counters: &Counters,
     changes: &broadcast::Sender<Change>,
-    restart_wanted: &RestartWanted,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut background: VecDeque<Job> = VecDeque::new();
@@ -932,32 +916,7 @@ fn run_writer(
         } else if let Some(job) = background.pop_front() {
             commit_without_fsync(&conn, std::iter::once(job), counters, changes);
         }
-        if restart_wanted.take() {
-            let_the_wal_start_over(&conn, counters);
-        }
     }
-}
-
-/// Checkpoints from the writer, right after the checkpoint thread's pass copied nearly all of
-/// the WAL (see `checkpointer`): copies the frames committed since and fsyncs the database
-/// file, so the next transaction starts the WAL over (unless a reader still reads from it; the
-/// next pass asks again). Appends queued meanwhile wait for this, which is why it comes right
-/// after a pass, when it has least to copy.
-fn let_the_wal_start_over(conn: &Connection, counters: &Counters) {
-    let started = Instant::now();
-    if let Err(error) = checkpointer::checkpoint(conn) {
-        // The WAL keeps growing until the next request or the backstop; nothing is lost.
-        tracing::warn!(%error, "the writer's WAL checkpoint failed");
-        return;
-    }
-    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    counters.wal_checkpoints.fetch_add(1, Ordering::Relaxed);
-    counters
-        .wal_checkpoint_micros
-        .fetch_add(micros, Ordering::Relaxed);
-    counters
-        .wal_checkpoint_max_micros
-        .fetch_max(micros, Ordering::Relaxed);
 }
 
 /// Commits `jobs` without waiting for the disk. Only for rows nothing acknowledged depends on

@@ -3,20 +3,9 @@
 //! append queued behind that commit waited for a few megabytes to be copied and the database
 //! file to be fsynced. A passive checkpoint from another connection runs beside the writer
 //! (WAL allows one checkpointer and one writer at once) and never waits for readers.
-//!
-//! Copying is not all: the WAL only starts over from its first frame when a writer begins at a
-//! moment every frame is copied, and under steady appends this thread's pass never ends at such
-//! a moment (the writer committed meanwhile). Left alone, the WAL grows until the writer's own
-//! automatic checkpoint fires, which copies whatever accumulated since the last pass (up to
-//! [`INTERVAL`] of appends) and fsyncs the database file, all while appends wait. So once the
-//! WAL is [`RESTART_AFTER_FRAMES`] long, a pass asks the writer ([`RestartWanted`]) to finish
-//! right after it: the writer's checkpoint then copies only the few frames committed during the
-//! pass, and its next transaction starts the WAL over.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -28,30 +17,9 @@ use crate::store::StoreError;
 /// committed meanwhile; at a few thousand appends a second that is a few megabytes.
 const INTERVAL: Duration = Duration::from_millis(250);
 
-/// WAL length (frames, a page each; 16 MiB at the default page size) from which a pass asks the
-/// writer to let the WAL start over.
-const RESTART_AFTER_FRAMES: i64 = 4096;
-
-/// The writer's own automatic checkpoint stays on as a backstop, for when this thread cannot
-/// keep up or stopped: four times the length at which the WAL normally starts over, so with the
-/// thread working it does not fire.
-pub(super) const WRITER_BACKSTOP_PAGES: u32 = 4 * RESTART_AFTER_FRAMES as u32;
-
-/// Set by a pass of the checkpoint thread, taken by the writer between two batches: "the WAL
-/// is long and has just been copied; checkpoint the rest now, so it can start over".
-#[derive(Clone, Default)]
-pub(super) struct RestartWanted(Arc<AtomicBool>);
-
-impl RestartWanted {
-    fn ask(&self) {
-        self.0.store(true, Ordering::Release);
-    }
-
-    /// True once per request.
-    pub(super) fn take(&self) -> bool {
-        self.0.swap(false, Ordering::AcqRel)
-    }
-}
+/// The writer's own automatic checkpoint stays on as a backstop, at a size this thread keeps
+/// the WAL well below (pages; 16 MiB at the default page size).
+pub(super) const WRITER_BACKSTOP_PAGES: u32 = 4096;
 
 /// The checkpoint thread; dropping it stops the thread and waits for its pass to end.
 pub(super) struct Checkpointer {
@@ -60,7 +28,7 @@ pub(super) struct Checkpointer {
 }
 
 impl Checkpointer {
-    pub(super) fn start(path: &Path, restart: RestartWanted) -> Result<Checkpointer, StoreError> {
+    pub(super) fn start(path: &Path) -> Result<Checkpointer, StoreError> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -70,7 +38,7 @@ impl Checkpointer {
         let (stop, stopped) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || run(&conn, &stopped, &restart))
+            .spawn(move || run(&conn, &stopped))
             .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         Ok(Checkpointer {
             stop: Some(stop),
@@ -88,27 +56,18 @@ impl Drop for Checkpointer {
     }
 }
 
-fn run(conn: &Connection, stopped: &mpsc::Receiver<()>, restart: &RestartWanted) {
+fn run(conn: &Connection, stopped: &mpsc::Receiver<()>) {
     loop {
         match stopped.recv_timeout(INTERVAL) {
             Err(RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
-        match pass(conn) {
-            Ok(true) => restart.ask(),
-            Ok(false) => {}
+        if let Err(error) = checkpoint(conn) {
             // The writer's backstop checkpoint still bounds the WAL; nothing acknowledged is
             // at risk, since the WAL itself is durable.
-            Err(error) => tracing::warn!(%error, "passive WAL checkpoint failed; retrying"),
+            tracing::warn!(%error, "passive WAL checkpoint failed; retrying");
         }
     }
-}
-
-/// One pass of the thread; true when the WAL is long enough that the writer should let it
-/// start over.
-fn pass(conn: &Connection) -> Result<bool, rusqlite::Error> {
-    let (frames, _copied) = checkpoint(conn)?;
-    Ok(frames >= RESTART_AFTER_FRAMES)
 }
 
 /// One passive pass: copies what no reader still needs. Returns the WAL's frames and how many of
@@ -163,81 +122,6 @@ mod tests {
             );
             tokio::time::sleep(super::INTERVAL / 2).await;
         }
-    }
-
-    /// The WAL header's checkpoint sequence number (bytes 12..16), which goes up each time
-    /// the WAL starts over from its first frame.
-    fn wal_generation(wal: &std::path::Path) -> u32 {
-        let bytes = std::fs::read(wal).unwrap();
-        u32::from_be_bytes(bytes[12..16].try_into().unwrap())
-    }
-
-    /// Under steady appends the writer commits while each pass runs, so the WAL is never all
-    /// copied when the writer begins, and it would grow until the backstop. A pass over a long
-    /// WAL asks the writer to finish the checkpoint, after which the WAL starts over.
-    #[test]
-    fn a_long_wal_starts_over_once_the_writer_finishes_the_pass() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("restarting.db");
-        let wal = dir.path().join("restarting.db-wal");
-        let writer = rusqlite::Connection::open(&path).unwrap();
-        writer.pragma_update(None, "journal_mode", "WAL").unwrap();
-        writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
-        writer.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
-        let commit = || {
-            writer
-                .execute("INSERT INTO t VALUES (zeroblob(1 << 20))", [])
-                .unwrap()
-        };
-        let thread = rusqlite::Connection::open(&path).unwrap();
-        // 256 pages a commit: the WAL passes the length at which a pass asks for a restart.
-        for _ in 0..=super::RESTART_AFTER_FRAMES / 256 {
-            commit();
-        }
-        let first = wal_generation(&wal);
-        // A read that began before the last commits keeps the pass from copying them: the
-        // same as the writer committing while the pass runs.
-        let reader = rusqlite::Connection::open(&path).unwrap();
-        reader.execute_batch("BEGIN").unwrap();
-        let _: i64 = reader
-            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-            .unwrap();
-        commit();
-        let restart = super::RestartWanted::default();
-        assert!(super::pass(&thread).unwrap());
-        restart.ask();
-        reader.execute_batch("COMMIT").unwrap();
-        commit();
-        commit();
-        assert_eq!(
-            wal_generation(&wal),
-            first,
-            "nothing started the WAL over yet"
-        );
-
-        let counters = crate::store::sqlite::Counters::default();
-        assert!(restart.take());
-        assert!(!restart.take(), "one request, one checkpoint");
-        crate::store::sqlite::let_the_wal_start_over(&writer, &counters);
-        commit();
-        assert_ne!(wal_generation(&wal), first, "the WAL started over");
-        assert_eq!(
-            counters
-                .wal_checkpoints
-                .load(std::sync::atomic::Ordering::Relaxed),
-            1
-        );
-    }
-
-    #[test]
-    fn a_short_wal_is_left_to_start_over_by_itself() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = rusqlite::Connection::open(dir.path().join("short.db")).unwrap();
-        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-        conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
-        conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
-            .unwrap();
-        assert!(!super::pass(&conn).unwrap());
     }
 
     #[test]
