@@ -266,9 +266,8 @@ async fn pipeline(
     let appended = after.appended - before.appended;
     let commits = after.commits - before.commits;
     println!(
-        "    (c) {commits} commits for {appended} appended events ({} acknowledged); {}",
-        report.acknowledged(),
-        writer_checkpoints(&before, &after)
+        "    (c) {commits} commits for {appended} appended events ({} acknowledged)",
+        report.acknowledged()
     );
     figures.pipeline = Some(report);
     figures.commits_per_append = (appended > 0).then(|| commits as f64 / appended as f64);
@@ -550,18 +549,4 @@ fn rss_bytes() -> anyhow::Result<u64> {
 /// Highest resident set size this process reached.
 fn peak_rss_bytes() -> anyhow::Result<u64> {
     proc_status_kib("self", "VmHWM:").map(|kib| kib * 1024)
-}
-
-/// The WAL checkpoints appends waited for on the writer between two readings of the stats.
-fn writer_checkpoints(
-    before: &video_status::store::StoreStats,
-    after: &video_status::store::StoreStats,
-) -> String {
-    let count = after.writer_checkpoints - before.writer_checkpoints;
-    let micros = after.writer_checkpoint_micros - before.writer_checkpoint_micros;
-    format!(
-        "{count} WAL checkpoints on the writer, {:.1} ms in all, longest {:.1} ms (whole run)",
-        micros as f64 / 1e3,
-        after.writer_checkpoint_max_micros as f64 / 1e3
-    )
 }

@@ -52,7 +52,7 @@ use video_status::event::{
 };
 use video_status::projection::rebuild::{rebuild, Phase};
 use video_status::providers::Providers;
-use video_status::store::{EventStore, Store, StoreStats};
+use video_status::store::{EventStore, Store};
 
 #[derive(Debug, Clone)]
 struct Sizes {
@@ -560,19 +560,16 @@ async fn online(db: &Path, sizes: &Sizes, figures: &mut Figures) -> anyhow::Resu
 
     // Warm-up: connections, actors, the status rows of new videos.
     load.run("warm", stop_after(Duration::from_secs(1))).await?;
-    let stats_before_idle = state.store.stats();
     let idle = load
         .run("idle", stop_after(Duration::from_secs(sizes.idle_secs)))
         .await?;
-    let stats_before_rebuild = state.store.stats();
     println!(
-        "(3) idle, {}/s: {} webhooks in {:.1} s, p50 {} p99 {}; {}",
+        "(3) idle, {}/s: {} webhooks in {:.1} s, p50 {} p99 {}",
         sizes.rate,
         idle.latencies.len(),
         idle.elapsed.as_secs_f64(),
         ms(idle.percentile(0.50)),
-        ms(idle.percentile(0.99)),
-        writer_checkpoints(&stats_before_idle, &stats_before_rebuild)
+        ms(idle.percentile(0.99))
     );
 
     state
@@ -596,14 +593,13 @@ async fn online(db: &Path, sizes: &Sizes, figures: &mut Figures) -> anyhow::Resu
     anyhow::ensure!(report.phase == Phase::Done, "online rebuild: {report:?}");
     println!(
         "    during the online rebuild: {} webhooks in {:.1} s, p50 {} p99 {}; the rebuild \
-         folded {} events at {:.0} events/s; {}",
+         folded {} events at {:.0} events/s",
         during.latencies.len(),
         during.elapsed.as_secs_f64(),
         ms(during.percentile(0.50)),
         ms(during.percentile(0.99)),
         report.events_done,
-        report.events_per_sec,
-        writer_checkpoints(&stats_before_rebuild, &state.store.stats())
+        report.events_per_sec
     );
     let (videos, differences) = verify(&state.store).await?;
     println!(
@@ -618,16 +614,6 @@ async fn online(db: &Path, sizes: &Sizes, figures: &mut Figures) -> anyhow::Resu
     let _ = stop_server.send(());
     server.await?;
     Ok(())
-}
-
-/// The WAL checkpoints appends waited for on the writer between two readings of the stats.
-fn writer_checkpoints(before: &StoreStats, after: &StoreStats) -> String {
-    let count = after.writer_checkpoints - before.writer_checkpoints;
-    let micros = after.writer_checkpoint_micros - before.writer_checkpoint_micros;
-    format!(
-        "{count} WAL checkpoints on the writer ({:.1} ms in all)",
-        micros as f64 / 1e3
-    )
 }
 
 fn stop_after(after: Duration) -> Arc<AtomicBool> {
