@@ -180,13 +180,12 @@ async fn main() -> anyhow::Result<()> {
             // On a copy: the phase writes webhooks and swaps the status table.
             let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
             let db = dir.path().join("rebuild.db");
-            std::fs::copy(&path, &db).with_context(|| format!("cannot copy {}", path.display()))?;
+            copy_log(&path, &db)?;
             write_back(&db)?;
             return online(&db, &sizes, &mut Figures::default()).await;
         }
         Mode::Run(sizes) => sizes,
     };
-
     let machine = Machine::read();
     println!("video-status rebuild benchmark");
     println!("machine: {machine}");
@@ -322,9 +321,7 @@ async fn build_log(db: &Path, sizes: &Sizes) -> anyhow::Result<()> {
 /// in five runs with it; how much of that was this write-back is not known.)
 fn write_back(db: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
-    let mut wal = db.as_os_str().to_owned();
-    wal.push("-wal");
-    for file in [db.to_path_buf(), PathBuf::from(wal)] {
+    for file in [db.to_path_buf(), wal_of(db)] {
         if file.exists() {
             std::fs::File::open(&file)?
                 .sync_all()
@@ -335,6 +332,28 @@ fn write_back(db: &Path) -> anyhow::Result<()> {
         "    the log is on disk ({:.1} s of write-back)",
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// The WAL file beside a database file.
+fn wal_of(db: &Path) -> PathBuf {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
+}
+
+/// Copies a log that nothing is writing: the database file and, when there is one, its WAL,
+/// whose committed frames the file alone may lack (SQLite rebuilds the WAL's index on opening).
+fn copy_log(from: &Path, to: &Path) -> anyhow::Result<()> {
+    for (source, target) in [
+        (from.to_path_buf(), to.to_path_buf()),
+        (wal_of(from), wal_of(to)),
+    ] {
+        if source == from || source.exists() {
+            std::fs::copy(&source, &target)
+                .with_context(|| format!("cannot copy {}", source.display()))?;
+        }
+    }
     Ok(())
 }
 
