@@ -72,25 +72,73 @@ pub fn encode_event(event: &VideoEvent) -> Vec<u8> {
 
 /// Decodes an event written by [`encode_event`] of this or an older schema version.
 pub fn decode_event(bytes: &[u8]) -> Result<VideoEvent, CodecError> {
-    use prost::Message;
+    EventDecoder::default().decode(bytes)
+}
 
-    let message = pb::VideoEvent::decode(bytes)?;
-    check_version(message.schema_version)?;
-    // Checked to be JSON, not parsed: the fold compares and copies the text.
-    let metadata = if message.metadata_json.is_empty() {
-        Metadata::NULL
-    } else {
-        Metadata::from_json(message.metadata_json).map_err(CodecError::InvalidMetadata)?
-    };
+/// Decodes a run of events, such as a page of the log read stream by stream. The events of one
+/// video nearly always carry the same metadata (a provider's passthrough is set once per
+/// upload): when an event's metadata text is the one of the event decoded before, it gets that
+/// event's copy, shared, instead of the text being checked and copied again, and the fold then
+/// compares the two by pointer. The protobuf message is decoded into the same buffers each time.
+#[derive(Default)]
+pub struct EventDecoder {
+    message: pb::VideoEvent,
+    last_metadata: Metadata,
+}
+
+impl EventDecoder {
+    /// [`decode_event`], sharing the metadata of the event decoded before when it is the same.
+    pub fn decode(&mut self, bytes: &[u8]) -> Result<VideoEvent, CodecError> {
+        use prost::Message;
+
+        self.message.clear();
+        self.message.merge(bytes)?;
+        check_version(self.message.schema_version)?;
+        let metadata = self.metadata()?;
+        event_from_pb(&mut self.message, metadata)
+    }
+
+    fn metadata(&mut self) -> Result<Metadata, CodecError> {
+        let text = &self.message.metadata_json;
+        if text.is_empty() {
+            return Ok(Metadata::NULL);
+        }
+        if !self.last_metadata.is_null() && self.last_metadata.json() == text {
+            return Ok(self.last_metadata.clone());
+        }
+        // Checked to be JSON, not parsed: the fold compares and copies the text.
+        let metadata = Metadata::from_json(text.clone()).map_err(CodecError::InvalidMetadata)?;
+        self.last_metadata = metadata.clone();
+        Ok(metadata)
+    }
+}
+
+/// Takes the event's fields out of a decoded message.
+fn event_from_pb(
+    message: &mut pb::VideoEvent,
+    metadata: Metadata,
+) -> Result<VideoEvent, CodecError> {
+    use std::mem::take;
+
     Ok(VideoEvent {
-        event_id: EventId::parse(message.event_id).map_err(invalid_id("event_id"))?,
-        video_id: VideoId::parse(message.video_id).map_err(invalid_id("video_id"))?,
-        provider: ProviderName::parse(message.provider).map_err(invalid_id("provider"))?,
-        kind: kind_from_pb(message.kind.ok_or(CodecError::MissingField("kind"))?),
+        event_id: EventId::parse(take(&mut message.event_id)).map_err(invalid_id("event_id"))?,
+        video_id: VideoId::parse(take(&mut message.video_id)).map_err(invalid_id("video_id"))?,
+        provider: ProviderName::parse(take(&mut message.provider))
+            .map_err(invalid_id("provider"))?,
+        kind: kind_from_pb(
+            message
+                .kind
+                .take()
+                .ok_or(CodecError::MissingField("kind"))?,
+        ),
         occurred_at: timestamp_from_pb(message.occurred_at, "occurred_at")?,
         received_at: timestamp_from_pb(message.received_at, "received_at")?,
         // Absent assets are the empty set: an event that states none.
-        assets: message.assets.map(assets_from_pb).unwrap_or_default(),
+        assets: message
+            .assets
+            .take()
+            .map(assets_from_pb)
+            .unwrap_or_default(),
         metadata,
         source: source_from_pb(message.source),
     })
@@ -631,6 +679,26 @@ mod tests {
                 source: if poll { Source::Poll } else { Source::Webhook },
             };
             prop_assert_eq!(decode_event(&encode_event(&event)).unwrap(), event);
+        }
+
+        /// Sharing the metadata of the event before must never hand out another event's.
+        #[test]
+        fn a_decoder_reads_a_run_of_events_as_they_were_written(
+            texts in proptest::collection::vec(metadata(), 3),
+            picks in proptest::collection::vec(0..3usize, 1..12),
+        ) {
+            // Drawn from a few values, so that runs of the same metadata and changes both occur.
+            let events: Vec<VideoEvent> = picks
+                .into_iter()
+                .enumerate()
+                .map(|(n, pick)| {
+                    event(n as u32, EventKind::Uploaded, Assets::default(), texts[pick].clone())
+                })
+                .collect();
+            let mut decoder = EventDecoder::default();
+            for event in &events {
+                prop_assert_eq!(&decoder.decode(&encode_event(event)).unwrap(), event);
+            }
         }
 
         #[test]

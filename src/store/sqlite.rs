@@ -25,7 +25,7 @@ use super::{
     QuarantineRecord, QuarantinedRequest, RebuiltStatus, Shadow, Snapshot, StatusPage, StatusQuery,
     StoreError, StoreStats, StoredDelivery, StoredEvent, StreamCursor, VideoLog,
 };
-use crate::event::codec::{decode_event, decode_raw, encode_event, encode_raw};
+use crate::event::codec::{decode_event, decode_raw, encode_event, encode_raw, EventDecoder};
 use crate::event::{EventId, ProviderName, VideoId};
 use crate::projection::VideoStatus;
 use checkpointer::Checkpointer;
@@ -445,8 +445,9 @@ impl EventStore for SqliteStore {
             let mut rows =
                 statement.query(params![saturating_i64(after), saturating_i64(limit)])?;
             let mut deliveries = Vec::new();
+            let mut decoder = EventDecoder::default();
             while let Some(row) = rows.next()? {
-                let stored = stored_event(row)?;
+                let stored = stored_event(row, &mut decoder)?;
                 let raw = decode_raw(blob(row, 3, "raw")?).map_err(|e| {
                     corrupt(&format!("raw delivery at position {}", stored.position), e)
                 })?;
@@ -1555,20 +1556,25 @@ fn stored_events_up_to(
     limit: usize,
 ) -> Result<Vec<StoredEvent>, StoreError> {
     let mut events = Vec::with_capacity(limit.min(MAX_PREALLOCATED_EVENTS));
+    let mut decoder = EventDecoder::default();
     while let Some(row) = rows.next()? {
-        events.push(stored_event(row)?);
+        events.push(stored_event(row, &mut decoder)?);
     }
     Ok(events)
 }
 
 /// `position, stream_version, payload`, decoded straight from SQLite's buffer (no copy of the
 /// payload: rebuilds read every event).
-fn stored_event(row: &rusqlite::Row<'_>) -> Result<StoredEvent, StoreError> {
+fn stored_event(
+    row: &rusqlite::Row<'_>,
+    decoder: &mut EventDecoder,
+) -> Result<StoredEvent, StoreError> {
     let position = stored_u64(row.get(0)?, "position")?;
     Ok(StoredEvent {
         position,
         version: stored_u64(row.get(1)?, "stream_version")?,
-        event: decode_event(blob(row, 2, "payload")?)
+        event: decoder
+            .decode(blob(row, 2, "payload")?)
             .map_err(|e| corrupt(&format!("event at position {position}"), e))?,
     })
 }
