@@ -105,7 +105,7 @@ pub fn fold_state(mut events: Vec<VideoEvent>) -> (Option<VideoState>, u64) {
     let mut state: Option<VideoState> = None;
     for event in events {
         if decide(state.as_ref(), &event) == Decision::Accept {
-            state = Some(apply_owned(state.take(), event));
+            apply_owned(&mut state, event);
         }
     }
     (state, version)

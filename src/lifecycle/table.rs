@@ -131,15 +131,17 @@ pub fn apply(state: Option<&VideoState>, event: &VideoEvent) -> VideoState {
     next
 }
 
-/// [`apply`], taking the state and the event by value: a fold that keeps only the last state
-/// moves each event's assets and metadata in rather than copying them, and the state's rather
-/// than copying it per event. Always equal to `apply`; the fold's property tests hold it to that.
-pub fn apply_owned(state: Option<VideoState>, event: VideoEvent) -> VideoState {
-    let Some(mut known) = state else {
-        return apply(None, &event);
+/// [`apply`] on the state in place, taking the event by value: a fold that keeps only the last
+/// state moves each event's assets and metadata in rather than copying them, and changes the
+/// state where it is rather than copying it per event. Always equal to `apply`; the fold's
+/// property tests hold it to that.
+pub fn apply_owned(state: &mut Option<VideoState>, event: VideoEvent) {
+    let Some(known) = state else {
+        *state = Some(apply(None, &event));
+        return;
     };
     let status = status_of(&event.kind);
-    let progress = progress_after(Some(&known), &event.kind);
+    let progress = progress_after(Some(known), &event.kind);
     let error = error_of(&event.kind);
     let mut changed = status != known.status
         || progress != known.progress
@@ -159,7 +161,6 @@ pub fn apply_owned(state: Option<VideoState>, event: VideoEvent) -> VideoState {
         known.updated_at = event.received_at;
         known.last_event_at = event.occurred_at;
     }
-    known
 }
 
 /// [`apply`] on the state in place, copying from the event only what it states: a live fold

@@ -519,7 +519,10 @@ fn fold_page(
             .last()
             .is_some_and(|last| last.video_id != stored.event.video_id)
         {
-            statuses.extend(std::mem::take(&mut stream).fold());
+            // Room for as many events as the stream before: streams are alike in length, and
+            // growing from empty moved every event of a stream once or twice more.
+            let next = StreamSoFar::with_room(stream.events.len());
+            statuses.extend(std::mem::replace(&mut stream, next).fold());
         }
         stream.events.push(stored.event);
         stream.position = stored.position;
@@ -538,6 +541,13 @@ struct StreamSoFar {
 }
 
 impl StreamSoFar {
+    fn with_room(events: usize) -> StreamSoFar {
+        StreamSoFar {
+            events: Vec::with_capacity(events),
+            position: 0,
+        }
+    }
+
     /// The whole stream to its status and the position of its last event.
     fn fold(self) -> Option<RebuiltStatus> {
         let video_id = self.events.first()?.video_id.clone();
