@@ -171,13 +171,19 @@ impl Rebuilder {
     /// On start: a status table built by another fold version is rebuilt in the background
     /// (the old one serves until the swap).
     pub async fn rebuild_if_fold_changed(&self) -> Result<bool, StoreError> {
-        if self.store.fold_version().await? == Some(FOLD_VERSION) {
-            return Ok(false);
+        match self.store.fold_version().await? {
+            Some(found) if found == FOLD_VERSION => return Ok(false),
+            Some(found) => info!(
+                found,
+                fold_version = FOLD_VERSION,
+                "status table built by another fold version; rebuilding from the log"
+            ),
+            // A new store, or one written before fold versions were recorded.
+            None => info!(
+                fold_version = FOLD_VERSION,
+                "no fold version recorded for the status table; building it from the log"
+            ),
         }
-        info!(
-            fold_version = FOLD_VERSION,
-            "status table built by another fold version; rebuilding from the log"
-        );
         Ok(self.start().is_ok())
     }
 
