@@ -135,13 +135,18 @@ impl Actor for VideoActor {
                 let _ = reply.send(result);
             }
             VideoMsg::IdleCheck => {
-                if state.last_activity.elapsed() >= state.idle_timeout
-                    && state
+                if state.last_activity.elapsed() >= state.idle_timeout {
+                    // Before leaving the registry, so that a video without an actor already has
+                    // the snapshot of all its events: the next activation starts from it. Should
+                    // a delivery arrive meanwhile, the actor stays, with a snapshot a little
+                    // behind, as any snapshot may be.
+                    state.keep_snapshot().await;
+                    if state
                         .manager
                         .try_passivate(&state.video_id, state.generation)
-                {
-                    state.keep_snapshot().await;
-                    myself.stop(Some("idle".into()));
+                    {
+                        myself.stop(Some("idle".into()));
+                    }
                 }
             }
         }
