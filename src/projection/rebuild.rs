@@ -168,11 +168,11 @@ impl Rebuilder {
         }
     }
 
-    /// On start: a status table built by another fold version is rebuilt in the background
-    /// (the old one serves until the swap).
+    /// On start: a status table built by another fold version, or by none recorded (a new
+    /// store), is rebuilt in the background (the old one serves until the swap).
     pub async fn rebuild_if_fold_changed(&self) -> Result<bool, StoreError> {
         match self.store.fold_version().await? {
-            Some(found) if found == FOLD_VERSION => return Ok(false),
+            Some(FOLD_VERSION) => return Ok(false),
             Some(found) => info!(
                 found,
                 fold_version = FOLD_VERSION,
