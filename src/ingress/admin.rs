@@ -12,6 +12,7 @@ use warp::Reply;
 use super::reject::ApiError;
 use crate::app::AppState;
 use crate::event::{EventId, ProviderName, RawDelivery, VideoId};
+use crate::projection::rebuild::NotStarted;
 use crate::store::{AuditKind, EventStore};
 
 /// Checks `Authorization: Bearer <admin_token>` in constant time.
@@ -159,20 +160,21 @@ pub async fn start_rebuild(
     state: AppState,
 ) -> Result<warp::reply::Response, ApiError> {
     authorize(&headers, &state)?;
-    match state.rebuilder.start() {
+    match state.rebuilder.start().await {
         Ok(report) => Ok(warp::reply::with_status(
             warp::reply::json(&report),
             warp::http::StatusCode::ACCEPTED,
         )
         .into_response()),
-        Err(running) => Err(ApiError::new(
+        Err(NotStarted::AlreadyRunning(running)) => Err(ApiError::new(
             warp::http::StatusCode::CONFLICT,
             "rebuild_running",
             format!(
                 "a rebuild is already running ({} of {} events folded)",
-                running.0.events_done, running.0.events_total
+                running.events_done, running.events_total
             ),
         )),
+        Err(NotStarted::Store(error)) => Err(error.into()),
     }
 }
 

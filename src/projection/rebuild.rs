@@ -89,10 +89,16 @@ impl RebuildReport {
     }
 }
 
-/// A rebuild was asked for while one runs.
+/// Why [`Rebuilder::start`] started nothing.
 #[derive(Debug, thiserror::Error)]
-#[error("a rebuild is already running")]
-pub struct AlreadyRunning(pub RebuildReport);
+pub enum NotStarted {
+    /// A rebuild was asked for while one runs.
+    #[error("a rebuild is already running")]
+    AlreadyRunning(RebuildReport),
+    /// The log's head could not be read; the last rebuild's report says so too.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// Starts and reports online rebuilds; cheap to clone.
 #[derive(Clone)]
@@ -113,18 +119,32 @@ impl Rebuilder {
         self.lock().clone()
     }
 
-    /// Starts a rebuild in the background, unless one runs.
-    pub fn start(&self) -> Result<RebuildReport, AlreadyRunning> {
-        let started = {
+    /// Starts a rebuild in the background, unless one runs. The head of the log is read first,
+    /// so the report handed back already says how many events the rebuild will fold.
+    pub async fn start(&self) -> Result<RebuildReport, NotStarted> {
+        {
             let mut report = self.lock();
             if report.is_running() {
-                return Err(AlreadyRunning(report.clone()));
+                return Err(NotStarted::AlreadyRunning(report.clone()));
             }
+            // Claimed before the head is read, so a second request meanwhile is refused.
             *report = RebuildReport {
                 phase: Phase::Folding,
                 started_at: Some(Utc::now()),
                 ..RebuildReport::idle()
             };
+        }
+        let head = match self.store.head_position().await {
+            Ok(head) => head,
+            Err(error) => {
+                self.fail(&error);
+                return Err(error.into());
+            }
+        };
+        let started = {
+            let mut report = self.lock();
+            report.events_total = head;
+            report.position = head;
             report.clone()
         };
         let this = self.clone();
@@ -142,7 +162,7 @@ impl Rebuilder {
                         .build()
                         .map_err(|e| StoreError::Unavailable(Box::new(e)))
                         .and_then(|runtime| {
-                            runtime.block_on(rebuild_beside_webhooks(&this.store, |update| {
+                            runtime.block_on(rebuild_beside_webhooks(&this.store, head, |update| {
                                 *this.lock() = update.clone()
                             }))
                         });
@@ -156,16 +176,18 @@ impl Rebuilder {
     }
 
     fn finish(&self, outcome: Result<RebuildReport, StoreError>) {
-        let mut report = self.lock();
         match outcome {
-            Ok(done) => *report = done,
-            Err(error) => {
-                error!(%error, "rebuild failed; the previous status table stays");
-                report.phase = Phase::Failed;
-                report.error = Some(error.to_string());
-                report.finished_at = Some(Utc::now());
-            }
+            Ok(done) => *self.lock() = done,
+            Err(error) => self.fail(&error),
         }
+    }
+
+    fn fail(&self, error: &StoreError) {
+        error!(%error, "rebuild failed; the previous status table stays");
+        let mut report = self.lock();
+        report.phase = Phase::Failed;
+        report.error = Some(error.to_string());
+        report.finished_at = Some(Utc::now());
     }
 
     /// On start: a status table built by another fold version, or by none recorded (a new
@@ -184,7 +206,7 @@ impl Rebuilder {
                 "no fold version recorded for the status table; building it from the log"
             ),
         }
-        Ok(self.start().is_ok())
+        Ok(self.start().await.is_ok())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, RebuildReport> {
@@ -231,9 +253,9 @@ pub async fn rebuild(
 /// busy at most half the time, so appends queue behind them less.
 async fn rebuild_beside_webhooks(
     store: &Store,
+    head: u64,
     progress: impl FnMut(&RebuildReport),
 ) -> Result<RebuildReport, StoreError> {
-    let head = store.head_position().await?;
     rebuild_in_ranges(store, head, ranges_for(head), Pace::Shared, progress).await
 }
 

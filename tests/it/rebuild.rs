@@ -87,6 +87,10 @@ async fn an_online_rebuild_while_webhooks_and_subscribers_go_on_loses_nothing_an
         let (status, report) = post_admin(&app, "/admin/rebuild").await;
         assert_eq!(status, 202, "{report}");
         assert_eq!(report["phase"], "folding");
+        // The head is read before the answer: it covers at least the 20 lifecycles sent first.
+        let total = report["events_total"].as_u64().unwrap();
+        assert!(total >= 100, "{report}");
+        assert_eq!(report["position"], total, "{report}");
         wait_for_rebuild(&app).await
     };
     let ((), report) = tokio::join!(senders, rebuilding);
@@ -120,10 +124,10 @@ async fn only_one_rebuild_runs_at_a_time_and_the_admin_token_guards_it() {
     let app = spawn_app().await;
     // A new store has no fold version yet: start-up rebuilds it once (an empty log, quickly).
     wait_for_rebuild(&app).await;
-    let first = app.state.rebuilder.start().expect("starts");
+    let first = app.state.rebuilder.start().await.expect("starts");
     assert_eq!(first.fold_version, video_status::lifecycle::FOLD_VERSION);
     assert!(
-        app.state.rebuilder.start().is_err(),
+        app.state.rebuilder.start().await.is_err(),
         "a second start is refused while one runs"
     );
     let anonymous = app
