@@ -95,7 +95,7 @@ pub enum NotStarted {
     /// A rebuild was asked for while one runs.
     #[error("a rebuild is already running")]
     AlreadyRunning(RebuildReport),
-    /// The log's head could not be read; the last rebuild's report says so too.
+    /// The log's head could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -120,31 +120,23 @@ impl Rebuilder {
     }
 
     /// Starts a rebuild in the background, unless one runs. The head of the log is read first,
-    /// so the report handed back already says how many events the rebuild will fold.
+    /// so the report handed back already says how many events the rebuild will fold. Nothing is
+    /// claimed until the head is known: a caller dropped while it is read (a client that hangs
+    /// up) leaves no rebuild marked as running that never will.
     pub async fn start(&self) -> Result<RebuildReport, NotStarted> {
-        {
+        let head = self.store.head_position().await?;
+        let started = {
             let mut report = self.lock();
             if report.is_running() {
                 return Err(NotStarted::AlreadyRunning(report.clone()));
             }
-            // Claimed before the head is read, so a second request meanwhile is refused.
             *report = RebuildReport {
                 phase: Phase::Folding,
                 started_at: Some(Utc::now()),
+                events_total: head,
+                position: head,
                 ..RebuildReport::idle()
             };
-        }
-        let head = match self.store.head_position().await {
-            Ok(head) => head,
-            Err(error) => {
-                self.fail(&error);
-                return Err(error.into());
-            }
-        };
-        let started = {
-            let mut report = self.lock();
-            report.events_total = head;
-            report.position = head;
             report.clone()
         };
         let this = self.clone();
@@ -176,18 +168,16 @@ impl Rebuilder {
     }
 
     fn finish(&self, outcome: Result<RebuildReport, StoreError>) {
-        match outcome {
-            Ok(done) => *self.lock() = done,
-            Err(error) => self.fail(&error),
-        }
-    }
-
-    fn fail(&self, error: &StoreError) {
-        error!(%error, "rebuild failed; the previous status table stays");
         let mut report = self.lock();
-        report.phase = Phase::Failed;
-        report.error = Some(error.to_string());
-        report.finished_at = Some(Utc::now());
+        match outcome {
+            Ok(done) => *report = done,
+            Err(error) => {
+                error!(%error, "rebuild failed; the previous status table stays");
+                report.phase = Phase::Failed;
+                report.error = Some(error.to_string());
+                report.finished_at = Some(Utc::now());
+            }
+        }
     }
 
     /// On start: a status table built by another fold version, or by none recorded (a new
@@ -206,7 +196,11 @@ impl Rebuilder {
                 "no fold version recorded for the status table; building it from the log"
             ),
         }
-        Ok(self.start().await.is_ok())
+        match self.start().await {
+            Ok(_) => Ok(true),
+            Err(NotStarted::AlreadyRunning(_)) => Ok(false),
+            Err(NotStarted::Store(error)) => Err(error),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, RebuildReport> {
@@ -614,6 +608,9 @@ mod tests {
     use crate::event::EventKind;
     use crate::store::conformance::{append_request, sample_event};
     use crate::store::StatusQuery;
+    use std::future::Future;
+    use std::task::Poll;
+    use std::time::Duration;
 
     /// 40 videos of 1 to 4 events each, appended interleaved.
     async fn store_with_a_log() -> (tempfile::TempDir, Store) {
@@ -648,6 +645,28 @@ mod tests {
             ..StatusQuery::default()
         };
         store.list_statuses(query).await.unwrap().videos
+    }
+
+    #[tokio::test]
+    async fn a_start_whose_caller_goes_away_leaves_no_rebuild_marked_running() {
+        let (_dir, store) = store_with_a_log().await;
+        let rebuilder = Rebuilder::new(store.clone());
+        // Polled once (the head is being read on the read pool), then dropped, as a handler is
+        // when its client hangs up.
+        {
+            let mut start = std::pin::pin!(rebuilder.start());
+            let first = std::future::poll_fn(|cx| Poll::Ready(start.as_mut().poll(cx))).await;
+            assert!(first.is_pending(), "the head read finished within one poll");
+        }
+        assert_eq!(rebuilder.report().phase, Phase::Idle);
+
+        let started = rebuilder.start().await.expect("nothing runs");
+        let head = store.head_position().await.unwrap();
+        assert_eq!((started.events_total, started.position), (head, head));
+        while rebuilder.report().is_running() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(rebuilder.report().phase, Phase::Done);
     }
 
     #[tokio::test]
