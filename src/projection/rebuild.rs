@@ -81,6 +81,17 @@ impl RebuildReport {
         }
     }
 
+    /// A rebuild of the log up to global position `head`, starting now.
+    fn starting(head: u64) -> RebuildReport {
+        RebuildReport {
+            phase: Phase::Folding,
+            events_total: head,
+            started_at: Some(Utc::now()),
+            position: head,
+            ..RebuildReport::idle()
+        }
+    }
+
     pub fn is_running(&self) -> bool {
         matches!(
             self.phase,
@@ -130,13 +141,7 @@ impl Rebuilder {
             if report.is_running() {
                 return Err(NotStarted::AlreadyRunning(report.clone()));
             }
-            *report = RebuildReport {
-                phase: Phase::Folding,
-                started_at: Some(Utc::now()),
-                events_total: head,
-                position: head,
-                ..RebuildReport::idle()
-            };
+            *report = RebuildReport::starting(head);
             report.clone()
         };
         let this = self.clone();
@@ -146,7 +151,7 @@ impl Rebuilder {
         let spawned = std::thread::Builder::new()
             .name("online-rebuild".into())
             .spawn({
-                let this = this.clone();
+                let (this, started) = (this.clone(), started.clone());
                 move || {
                     lower_priority();
                     let outcome = tokio::runtime::Builder::new_current_thread()
@@ -154,9 +159,11 @@ impl Rebuilder {
                         .build()
                         .map_err(|e| StoreError::Unavailable(Box::new(e)))
                         .and_then(|runtime| {
-                            runtime.block_on(rebuild_beside_webhooks(&this.store, head, |update| {
-                                *this.lock() = update.clone()
-                            }))
+                            runtime.block_on(rebuild_beside_webhooks(
+                                &this.store,
+                                started,
+                                |update| *this.lock() = update.clone(),
+                            ))
                         });
                     this.finish(outcome);
                 }
@@ -240,17 +247,27 @@ pub async fn rebuild(
     progress: impl FnMut(&RebuildReport),
 ) -> Result<RebuildReport, StoreError> {
     let head = store.head_position().await?;
-    rebuild_in_ranges(store, head, ranges_for(head), Pace::Full, progress).await
+    let ranges = ranges_for(head);
+    rebuild_in_ranges(
+        store,
+        RebuildReport::starting(head),
+        ranges,
+        Pace::Full,
+        progress,
+    )
+    .await
 }
 
-/// [`rebuild`] while the server ingests: the shadow writes keep the store's writer and disk
-/// busy at most half the time, so appends queue behind them less.
+/// [`rebuild`] while the server ingests, from the report [`Rebuilder::start`] answered with: the
+/// shadow writes keep the store's writer and disk busy at most half the time, so appends queue
+/// behind them less.
 async fn rebuild_beside_webhooks(
     store: &Store,
-    head: u64,
+    started: RebuildReport,
     progress: impl FnMut(&RebuildReport),
 ) -> Result<RebuildReport, StoreError> {
-    rebuild_in_ranges(store, head, ranges_for(head), Pace::Shared, progress).await
+    let ranges = ranges_for(started.position);
+    rebuild_in_ranges(store, started, ranges, Pace::Shared, progress).await
 }
 
 /// How fast a rebuild writes its shadow table.
@@ -281,22 +298,17 @@ impl Pace {
     }
 }
 
-/// [`rebuild`] up to global position `head`, folding about `ranges` ranges of streams at once.
+/// [`rebuild`] up to the global position of `report` (a [`RebuildReport::starting`]), folding
+/// about `ranges` ranges of streams at once.
 async fn rebuild_in_ranges(
     store: &Store,
-    head: u64,
+    mut report: RebuildReport,
     ranges: usize,
     pace: Pace,
     mut progress: impl FnMut(&RebuildReport),
 ) -> Result<RebuildReport, StoreError> {
+    let head = report.position;
     let started = Instant::now();
-    let mut report = RebuildReport {
-        phase: Phase::Folding,
-        events_total: head,
-        started_at: Some(Utc::now()),
-        position: head,
-        ..RebuildReport::idle()
-    };
     progress(&report);
     // What an earlier rebuild left to free (it stopped before the end): the swap needs it gone.
     free_replaced(store, pace).await?;
@@ -678,9 +690,15 @@ mod tests {
         for ranges in [1, 3, 7] {
             let cuts = store.split_streams(ranges).await.unwrap();
             assert_eq!(cuts.len(), ranges - 1, "{ranges} ranges");
-            let report = rebuild_in_ranges(&store, head, ranges, Pace::Full, |_| {})
-                .await
-                .unwrap();
+            let report = rebuild_in_ranges(
+                &store,
+                RebuildReport::starting(head),
+                ranges,
+                Pace::Full,
+                |_| {},
+            )
+            .await
+            .unwrap();
             assert_eq!(
                 report.events_done, head,
                 "{ranges} ranges read every event once"
