@@ -215,6 +215,10 @@ const LINGER: Duration = Duration::from_millis(1);
 /// A batch this large commits at once.
 const LINGER_TARGET: usize = 16;
 const LINGER_POLL: Duration = Duration::from_micros(100);
+/// Lingering pays only when requests arrive fast enough that [`LINGER`] gathers about this many
+/// more for the same fsync. Slower than that, every request of the batch would wait the whole
+/// `LINGER` for nobody, and the next batch, grown meanwhile, would linger again.
+const LINGER_WORTH: f64 = 4.0;
 /// Requests waiting for the writer; beyond it, callers wait to enqueue (backpressure).
 const QUEUE_CAPACITY: usize = 4 * MAX_BATCH;
 /// Read-only connections (and concurrent blocking reads).
@@ -879,7 +883,8 @@ fn run_writer(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut background: VecDeque<Job> = VecDeque::new();
-    let mut last_batch = 0;
+    // When the batch before was taken: what queued since arrived at the rate the linger judges.
+    let mut last_take = Instant::now();
     loop {
         if background.is_empty() {
             if queue.blocking_recv_many(&mut batch, MAX_BATCH) == 0 {
@@ -902,10 +907,11 @@ fn run_writer(
             batch.extend(urgent);
         }
         if !batch.is_empty() {
-            if batch.len() > 1 || last_batch > 1 {
+            let now = Instant::now();
+            if worth_lingering(batch.len(), now - last_take) {
                 linger(&mut queue, &mut batch);
             }
-            last_batch = batch.len();
+            last_take = now;
             // A background job that lingering picked up goes aside too.
             if batch.iter().any(Job::is_background) {
                 let (aside, urgent): (Vec<Job>, Vec<Job>) =
@@ -941,9 +947,17 @@ fn commit_without_fsync(
     }
 }
 
-/// Under concurrent load, waits up to [`LINGER`] for the batch to reach [`LINGER_TARGET`]
-/// requests, so that one fsync acknowledges many webhooks. A lone request (no concurrency seen
-/// in this batch or the last) never waits, so a quiet server answers at fsync latency.
+/// Whether `arrived` requests, queued over `since_last_take`, come fast enough for [`linger`] to
+/// gather [`LINGER_WORTH`] more. A lone request never waits, so a quiet server answers at fsync
+/// latency; a moderate rate (a thousand webhooks a second whose commits queue behind something
+/// slower, such as a rebuild's writes) does not make each of them wait a whole `LINGER` either.
+fn worth_lingering(arrived: usize, since_last_take: Duration) -> bool {
+    let per_linger = arrived as f64 * LINGER.as_secs_f64() / since_last_take.as_secs_f64();
+    arrived > 1 && per_linger >= LINGER_WORTH
+}
+
+/// Under heavy concurrent load, waits up to [`LINGER`] for the batch to reach [`LINGER_TARGET`]
+/// requests, so that one fsync acknowledges many webhooks.
 fn linger(queue: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
     let deadline = Instant::now() + LINGER;
     while batch.len() < LINGER_TARGET {
@@ -1734,6 +1748,22 @@ mod tests {
             options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
             "allocation statistics on: {options:?}"
         );
+    }
+
+    #[test]
+    fn only_requests_arriving_fast_enough_to_fill_a_batch_wait_for_company() {
+        let ms = Duration::from_millis;
+        // A lone request answers at fsync latency, however recent the batch before.
+        assert!(!worth_lingering(1, Duration::ZERO));
+        assert!(!worth_lingering(1, Duration::from_micros(50)));
+        // A thousand or two webhooks a second, a few queued behind a slower commit: a whole
+        // LINGER would gather one or two more, so they commit at once.
+        assert!(!worth_lingering(2, ms(2)));
+        assert!(!worth_lingering(3, ms(2)));
+        // Concurrency 64 at several thousand a second: a batch of 20 gathered in 2 ms.
+        assert!(worth_lingering(20, ms(2)));
+        assert!(worth_lingering(5, ms(1)));
+        assert!(worth_lingering(2, Duration::ZERO));
     }
 
     #[test]
