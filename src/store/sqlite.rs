@@ -900,12 +900,7 @@ fn run_writer(
                 }
             }
         }
-        if batch.iter().any(Job::is_background) {
-            let (aside, urgent): (Vec<Job>, Vec<Job>) =
-                batch.drain(..).partition(Job::is_background);
-            background.extend(aside);
-            batch.extend(urgent);
-        }
+        set_aside_background(&mut batch, &mut background);
         if !batch.is_empty() {
             let now = Instant::now();
             if worth_lingering(batch.len(), now - last_take) {
@@ -913,16 +908,20 @@ fn run_writer(
             }
             last_take = now;
             // A background job that lingering picked up goes aside too.
-            if batch.iter().any(Job::is_background) {
-                let (aside, urgent): (Vec<Job>, Vec<Job>) =
-                    batch.drain(..).partition(Job::is_background);
-                background.extend(aside);
-                batch.extend(urgent);
-            }
+            set_aside_background(&mut batch, &mut background);
             commit_batch(&conn, batch.drain(..), counters, changes);
         } else if let Some(job) = background.pop_front() {
             commit_without_fsync(&conn, std::iter::once(job), counters, changes);
         }
+    }
+}
+
+/// Moves the background jobs of `batch` to the end of `background`, keeping the order of both.
+fn set_aside_background(batch: &mut Vec<Job>, background: &mut VecDeque<Job>) {
+    if batch.iter().any(Job::is_background) {
+        let (aside, urgent): (Vec<Job>, Vec<Job>) = batch.drain(..).partition(Job::is_background);
+        background.extend(aside);
+        batch.extend(urgent);
     }
 }
 
