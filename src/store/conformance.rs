@@ -5,13 +5,16 @@
 //! Test support, compiled into the library so integration tests and every backend's tests can
 //! use it; nothing in the service calls it. Checks only use the trait, never a backend's SQL.
 
+use std::ops::Bound;
+
 use chrono::{DateTime, Duration, Utc};
 use futures_util::future::join_all;
 use serde_json::json;
 
 use super::{
     AppendOutcome, AppendRequest, AuditEntry, AuditKind, AuditRecord, EventStore, QuarantineRecord,
-    QuarantinedRequest, RebuiltStatus, StatusQuery, StoreError, StoredEvent, StreamCursor,
+    QuarantinedRequest, RebuiltStatus, StatusCorrections, StatusQuery, StoreError, StoredEvent,
+    StreamCursor,
 };
 use crate::event::{
     Assets, EventId, EventKind, FailureReason, ProviderName, RawDelivery, Source, VideoEvent,
@@ -683,6 +686,95 @@ pub async fn shadow_swap_replaces_the_table<S: EventStore>(store: &S) {
     assert_eq!(store.read_all(0, 10).await.unwrap().len(), 3);
 }
 
+/// An online rebuild's corrections rewrite and remove rows in place, leave every other row
+/// alone, keep the row of a video appended to after the rebuild's position, drop every
+/// snapshot (as a swap does), and record the fold version.
+pub async fn corrections_rewrite_only_what_differs<S: EventStore>(store: &S) {
+    for (n, id) in ["vid_a", "vid_b", "vid_c"].into_iter().enumerate() {
+        let event = sample_event(id, &format!("evt_{n}"), EventKind::Uploaded, 1_000);
+        let status = sample_status(id, SAMPLE_PROVIDER, Status::Uploaded, 1);
+        appended(
+            store,
+            with_status(append_request(event.clone(), 0), status.clone()),
+        )
+        .await;
+        store
+            .save_snapshot(super::Snapshot {
+                video_id: video(id),
+                version: 1,
+                fold_version: 3,
+                status,
+                last_event: event,
+            })
+            .await
+            .unwrap();
+    }
+    let upto = store.head_position().await.unwrap();
+    // Appended after the rebuild's position: its row already folds the whole stream.
+    let event = sample_event("vid_c", "evt_late", EventKind::Ready, 2_000);
+    let late = sample_status("vid_c", SAMPLE_PROVIDER, Status::Ready, 2);
+    appended(store, with_status(append_request(event, 1), late.clone())).await;
+
+    let fixed_a = sample_status("vid_a", SAMPLE_PROVIDER, Status::Ready, 1);
+    let stale_c = sample_status("vid_c", SAMPLE_PROVIDER, Status::Processing, 1);
+    let ghost = sample_status("vid_ghost", SAMPLE_PROVIDER, Status::Failed, 1);
+    let corrections = StatusCorrections {
+        rewrite: rebuilt(vec![fixed_a.clone(), stale_c, ghost.clone()], 1),
+        remove: Vec::new(),
+    };
+    assert_eq!(
+        store.correct_statuses(corrections, upto, 9).await.unwrap(),
+        2
+    );
+    assert_eq!(store.fold_version().await.unwrap(), Some(9));
+    assert_eq!(
+        store.get_status(&video("vid_a")).await.unwrap(),
+        Some(fixed_a.clone())
+    );
+    assert_eq!(
+        store.get_status(&video("vid_ghost")).await.unwrap(),
+        Some(ghost)
+    );
+    assert_eq!(
+        store.get_status(&video("vid_c")).await.unwrap(),
+        Some(late.clone())
+    );
+    for id in ["vid_a", "vid_b", "vid_c"] {
+        assert_eq!(store.load_snapshot(&video(id)).await.unwrap(), None, "{id}");
+    }
+
+    // The rows between two bounds, in video id order, each with the position it folds.
+    let between = store
+        .statuses_between(
+            Bound::Excluded(video("vid_a")),
+            Bound::Included(video("vid_c")),
+        )
+        .await
+        .unwrap();
+    let ids: Vec<&str> = between.iter().map(|row| row.video_id.as_str()).collect();
+    assert_eq!(ids, ["vid_b", "vid_c"]);
+    assert_eq!(
+        between[1].stored.as_ref().map(|row| &row.status),
+        Some(&late)
+    );
+    let all = store
+        .statuses_between(Bound::Unbounded, Bound::Unbounded)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[0].stored, Some(rebuilt(vec![fixed_a], 1).remove(0)));
+
+    let removals = StatusCorrections {
+        rewrite: Vec::new(),
+        remove: vec![video("vid_ghost"), video("vid_c")],
+    };
+    assert_eq!(store.correct_statuses(removals, upto, 9).await.unwrap(), 1);
+    assert_eq!(store.get_status(&video("vid_ghost")).await.unwrap(), None);
+    assert_eq!(store.get_status(&video("vid_c")).await.unwrap(), Some(late));
+    // The log itself is untouched.
+    assert_eq!(store.read_all(0, 10).await.unwrap().len(), 4);
+}
+
 /// A shadow claimed again (another rebuild started) refuses the first claim's writes and swap,
 /// and the live table is untouched by either.
 pub async fn a_reclaimed_shadow_refuses_the_earlier_rebuild<S: EventStore>(store: &S) {
@@ -1097,6 +1189,7 @@ macro_rules! conformance_tests {
             list_statuses_filters_and_pages,
             list_statuses_clamps_the_limit,
             shadow_swap_replaces_the_table,
+            corrections_rewrite_only_what_differs,
             a_reclaimed_shadow_refuses_the_earlier_rebuild,
             read_streams_walks_stream_by_stream,
             audit_round_trips_newest_first,

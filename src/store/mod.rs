@@ -13,6 +13,7 @@ pub mod conformance;
 pub mod sqlite;
 
 use std::future::Future;
+use std::ops::Bound;
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
@@ -114,6 +115,33 @@ pub struct StoredDelivery {
 pub struct RebuiltStatus {
     pub status: VideoStatus,
     pub position: u64,
+}
+
+/// A row of the live status table as an online rebuild compares it with its fold: `stored` is
+/// `None` when the row cannot be read back as a status (a damaged document), which no fold
+/// equals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveStatus {
+    pub video_id: VideoId,
+    pub stored: Option<RebuiltStatus>,
+}
+
+/// What an online rebuild found different between its fold and the live status table: statuses
+/// to write (new or changed) and rows of videos that have no accepted event in the log.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatusCorrections {
+    pub rewrite: Vec<RebuiltStatus>,
+    pub remove: Vec<VideoId>,
+}
+
+impl StatusCorrections {
+    pub fn len(&self) -> usize {
+        self.rewrite.len() + self.remove.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A rebuild's claim on the shadow status table. Claiming it again (another rebuild, in this
@@ -299,6 +327,28 @@ pub trait EventStore: Send + Sync {
     fn free_replaced_statuses(
         &self,
         limit: Option<usize>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The live status rows whose video ids lie within `from` and `to`, in video id order, with
+    /// the position each was folded to: what an online rebuild compares its fold with.
+    fn statuses_between(
+        &self,
+        from: Bound<VideoId>,
+        to: Bound<VideoId>,
+    ) -> impl Future<Output = Result<Vec<LiveStatus>, StoreError>> + Send;
+
+    /// Applies an online rebuild's corrections to the live status table in one transaction,
+    /// while appends may go on: the rebuild folded the log up to global position `upto`, so the
+    /// row of a video appended to after `upto` is kept (it already folds its whole stream), every
+    /// other correction is written, and every snapshot is dropped, as a swap drops them.
+    /// Records `fold_version` as the fold that built the table, as [`EventStore::swap_shadow`]
+    /// does. Answers how many rows changed. Its cost grows with the corrections and the
+    /// snapshots, not the status table.
+    fn correct_statuses(
+        &self,
+        corrections: StatusCorrections,
+        upto: u64,
+        fold_version: u32,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// The fold (code) version that built the status table; `None` before any rebuild.
@@ -487,6 +537,21 @@ impl EventStore for Store {
         fold_version: u32,
     ) -> Result<(), StoreError> {
         delegate!(self, s => s.swap_shadow(shadow, upto, fold_version).await)
+    }
+    async fn statuses_between(
+        &self,
+        from: Bound<VideoId>,
+        to: Bound<VideoId>,
+    ) -> Result<Vec<LiveStatus>, StoreError> {
+        delegate!(self, s => s.statuses_between(from, to).await)
+    }
+    async fn correct_statuses(
+        &self,
+        corrections: StatusCorrections,
+        upto: u64,
+        fold_version: u32,
+    ) -> Result<u64, StoreError> {
+        delegate!(self, s => s.correct_statuses(corrections, upto, fold_version).await)
     }
     async fn fold_version(&self) -> Result<Option<u32>, StoreError> {
         delegate!(self, s => s.fold_version().await)

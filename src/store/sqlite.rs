@@ -9,6 +9,7 @@
 //! event means: the bytes come from `event::codec`, the status documents from the caller.
 
 use std::collections::VecDeque;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,8 +23,9 @@ use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
 
 use super::{
     AppendOutcome, AppendRequest, AuditEntry, AuditKind, AuditRecord, Change, EventStore,
-    QuarantineRecord, QuarantinedRequest, RebuiltStatus, Shadow, Snapshot, StatusPage, StatusQuery,
-    StoreError, StoreStats, StoredDelivery, StoredEvent, StreamCursor, VideoLog,
+    LiveStatus, QuarantineRecord, QuarantinedRequest, RebuiltStatus, Shadow, Snapshot,
+    StatusCorrections, StatusPage, StatusQuery, StoreError, StoreStats, StoredDelivery,
+    StoredEvent, StreamCursor, VideoLog,
 };
 use crate::event::codec::{decode_event, decode_raw, encode_event, encode_raw, EventDecoder};
 use crate::event::{EventId, ProviderName, VideoId};
@@ -137,6 +139,15 @@ const KEEP_LATER_STATUSES: &str =
 // `swap_shadow`).
 const SWAP_STATUS_TABLES: &str = "ALTER TABLE status RENAME TO status_replaced;
     ALTER TABLE status_rebuild RENAME TO status; DELETE FROM snapshots";
+/// `statuses_between` adds the bounds it was given to this, then `ORDER BY video_id`.
+const SELECT_LIVE_STATUSES: &str = "SELECT video_id, position, doc FROM status WHERE 1";
+/// Whether the stream `?1` has an event after position `?2`: one walk of its key prefix.
+const SELECT_APPENDED_AFTER: &str =
+    "SELECT 1 FROM events WHERE stream_id = ?1 AND position > ?2 LIMIT 1";
+const DELETE_STATUS: &str = "DELETE FROM status WHERE video_id = ?1";
+/// A rebuild, corrected in place or swapped, leaves no snapshot (they are disposable, and one
+/// folded by an older fold version would only be read to be thrown away).
+const DELETE_SNAPSHOTS: &str = "DELETE FROM snapshots";
 const SELECT_REPLACED_TABLE: &str =
     "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'status_replaced'";
 /// Deletes up to `?1` rows of the replaced status table (with their index entries).
@@ -566,6 +577,64 @@ impl EventStore for SqliteStore {
             .await
     }
 
+    async fn statuses_between(
+        &self,
+        from: Bound<VideoId>,
+        to: Bound<VideoId>,
+    ) -> Result<Vec<LiveStatus>, StoreError> {
+        self.read_bulk(move |conn| {
+            let mut sql = String::from(SELECT_LIVE_STATUSES);
+            let mut bounds: Vec<String> = Vec::with_capacity(2);
+            for (bound, inclusive, exclusive) in [(from, ">=", ">"), (to, "<=", "<")] {
+                let (operator, id) = match bound {
+                    Bound::Included(id) => (inclusive, id),
+                    Bound::Excluded(id) => (exclusive, id),
+                    Bound::Unbounded => continue,
+                };
+                bounds.push(id.as_str().to_owned());
+                sql.push_str(&format!(" AND video_id {operator} ?{}", bounds.len()));
+            }
+            sql.push_str(" ORDER BY video_id");
+            let mut statement = conn.prepare_cached(&sql)?;
+            let mut rows = statement.query(rusqlite::params_from_iter(bounds.iter()))?;
+            let mut live = Vec::new();
+            while let Some(row) = rows.next()? {
+                let video_id = parse_id(VideoId::parse, row.get(0)?, "status.video_id")?;
+                let position: i64 = row.get(1)?;
+                let doc: String = row.get(2)?;
+                // A damaged row is a difference to correct, not a reason to stop the rebuild.
+                let stored = match (status_from_doc(&doc), u64::try_from(position)) {
+                    (Ok(status), Ok(position)) => Some(RebuiltStatus { status, position }),
+                    _ => None,
+                };
+                live.push(LiveStatus { video_id, stored });
+            }
+            Ok(live)
+        })
+        .await
+    }
+
+    async fn correct_statuses(
+        &self,
+        corrections: StatusCorrections,
+        upto: u64,
+        fold_version: u32,
+    ) -> Result<u64, StoreError> {
+        // Serialized here, on the rebuild's own thread, as for the shadow writes.
+        let rewrite = corrections
+            .rewrite
+            .iter()
+            .map(|rebuilt| StatusRow::new(&rebuilt.status, rebuilt.position))
+            .collect::<Result<Vec<_>, _>>()?;
+        let remove = corrections
+            .remove
+            .iter()
+            .map(|video_id| video_id.as_str().to_owned())
+            .collect();
+        self.write(|reply| Job::CorrectStatuses(rewrite, remove, upto, fold_version, reply))
+            .await
+    }
+
     async fn fold_version(&self) -> Result<Option<u32>, StoreError> {
         self.read(|conn| {
             let value: Option<String> = conn
@@ -822,6 +891,7 @@ enum Job {
     WriteShadow(Shadow, Vec<StatusRow>, Reply<()>),
     SwapShadow(Shadow, u64, u32, Reply<()>),
     FreeReplaced(Option<usize>, Reply<u64>),
+    CorrectStatuses(Vec<StatusRow>, Vec<String>, u64, u32, Reply<u64>),
     RecordAudit(Box<AuditRecord>, Reply<()>),
     Quarantine(Box<QuarantineRecord>, Reply<u64>),
     ReleaseQuarantined(u64, Reply<()>),
@@ -1114,6 +1184,12 @@ impl Job {
             Job::FreeReplaced(limit, reply) => {
                 Pending::Id(reply, batch.run_isolated(|conn| free_replaced(conn, limit)))
             }
+            Job::CorrectStatuses(rewrite, remove, upto, fold_version, reply) => Pending::Id(
+                reply,
+                batch.run_isolated(|conn| {
+                    correct_statuses(conn, &rewrite, &remove, upto, fold_version)
+                }),
+            ),
             Job::RecordAudit(record, reply) => {
                 Pending::Unit(reply, batch.run(|conn| record_audit(conn, &record)))
             }
@@ -1404,6 +1480,34 @@ fn swap_shadow(
     conn.prepare_cached(UPSERT_META)?
         .execute(params![FOLD_VERSION_KEY, fold_version.to_string()])?;
     Ok(())
+}
+
+fn correct_statuses(
+    conn: &Connection,
+    rewrite: &[StatusRow],
+    remove: &[String],
+    upto: u64,
+    fold_version: u32,
+) -> Result<u64, StoreError> {
+    let upto = saturating_i64(upto);
+    let mut appended_after = conn.prepare_cached(SELECT_APPENDED_AFTER)?;
+    let mut changed = 0;
+    for row in rewrite {
+        if !appended_after.exists(params![row.video_id, upto])? {
+            row.insert(conn, UPSERT_STATUS)?;
+            changed += 1;
+        }
+    }
+    let mut delete_status = conn.prepare_cached(DELETE_STATUS)?;
+    for video_id in remove {
+        if !appended_after.exists(params![video_id, upto])? {
+            changed += delete_status.execute(params![video_id])? as u64;
+        }
+    }
+    conn.execute(DELETE_SNAPSHOTS, [])?;
+    conn.prepare_cached(UPSERT_META)?
+        .execute(params![FOLD_VERSION_KEY, fold_version.to_string()])?;
+    Ok(changed)
 }
 
 /// Frees up to `limit` rows of the table the last swap replaced (all of it, at once, for
