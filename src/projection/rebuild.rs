@@ -5,6 +5,7 @@
 //! CLI; one at a time.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -19,7 +20,10 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::event::{VideoEvent, VideoId};
 use crate::lifecycle::{fold_state, FOLD_VERSION};
 use crate::projection::VideoStatus;
-use crate::store::{EventStore, RebuiltStatus, Store, StoreError, StoredEvent, StreamCursor};
+use crate::store::{
+    EventStore, LiveStatus, RebuiltStatus, StatusCorrections, Store, StoreError, StoredEvent,
+    StreamCursor,
+};
 
 /// Events read from the log per round trip, shared out between the ranges folded at once: the
 /// decoded events in memory stay the same however many ranges there are.
@@ -36,6 +40,10 @@ const SHADOW_BATCH_ALONE: usize = 5_000;
 const MAX_RANGES: usize = 4;
 /// Fewest events per range: a small log folds faster in one range than split.
 const MIN_EVENTS_PER_RANGE: u64 = 100_000;
+/// Most statuses an online rebuild corrects in the live table itself. They are written in the
+/// swap's one transaction, which appends wait for: 2,000 rows take a few tens of milliseconds.
+/// Past it, the rebuild starts over and builds a whole shadow table instead.
+const MAX_CORRECTIONS: usize = 2_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -63,6 +71,10 @@ pub struct RebuildReport {
     /// The global position the rebuild folded up to.
     pub position: u64,
     pub fold_version: u32,
+    /// Statuses an online rebuild found different and rewrote (or removed) in the live table,
+    /// when so few differed that it corrected them in place; `None` when a whole new table was
+    /// swapped in.
+    pub corrected: Option<u64>,
 }
 
 impl RebuildReport {
@@ -78,6 +90,7 @@ impl RebuildReport {
             videos: 0,
             position: 0,
             fold_version: FOLD_VERSION,
+            corrected: None,
         }
     }
 
@@ -162,6 +175,7 @@ impl Rebuilder {
                             runtime.block_on(rebuild_beside_webhooks(
                                 &this.store,
                                 started,
+                                MAX_CORRECTIONS,
                                 |update| *this.lock() = update.clone(),
                             ))
                         });
@@ -258,16 +272,121 @@ pub async fn rebuild(
     .await
 }
 
-/// [`rebuild`] while the server ingests, from the report [`Rebuilder::start`] answered with: the
-/// shadow writes keep the store's writer and disk busy at most half the time, so appends queue
-/// behind them less.
+/// [`rebuild`] while the server ingests, from the report [`Rebuilder::start`] answered with.
+/// First it folds the log and compares each status with the live row, keeping only what differs,
+/// and corrects those rows in one transaction: when the fold rules did not change (or changed
+/// few statuses) nothing else is written, so the webhooks' appends share the writer and the disk
+/// with nothing. Past `most_corrections` differences ([`MAX_CORRECTIONS`]) it starts over with a whole shadow table,
+/// whose writes keep the store's writer and disk busy at most half the time.
 async fn rebuild_beside_webhooks(
     store: &Store,
     started: RebuildReport,
-    progress: impl FnMut(&RebuildReport),
+    most_corrections: usize,
+    mut progress: impl FnMut(&RebuildReport),
 ) -> Result<RebuildReport, StoreError> {
-    let ranges = ranges_for(started.position);
-    rebuild_in_ranges(store, started, ranges, Pace::Shared, progress).await
+    if let Some(done) =
+        correct_in_place(store, started.clone(), most_corrections, &mut progress).await?
+    {
+        return Ok(done);
+    }
+    info!(
+        most = most_corrections,
+        "more statuses differ from the log than a rebuild corrects in place; building a new table"
+    );
+    let restarted = RebuildReport {
+        started_at: Some(Utc::now()),
+        ..started
+    };
+    // One range: the rebuild has one core (see `lower_priority`).
+    rebuild_in_ranges(store, restarted, 1, Pace::Shared, progress).await
+}
+
+/// Folds the log up to the position of `report` (a [`RebuildReport::starting`]) in one range,
+/// compares every status with the live table and corrects the rows that differ in one
+/// transaction. `None`, with nothing written, once more than `most` rows differ.
+async fn correct_in_place(
+    store: &Store,
+    mut report: RebuildReport,
+    most: usize,
+    mut progress: impl FnMut(&RebuildReport),
+) -> Result<Option<RebuildReport>, StoreError> {
+    let head = report.position;
+    let started = Instant::now();
+    progress(&report);
+    let mut refold = Refold::new(store.clone(), head);
+    let mut corrections = StatusCorrections::default();
+    // The live rows compared so far are those up to this bound: a row between two folded
+    // videos belongs to a video without a status in the log, and goes.
+    let mut compared_to: Bound<VideoId> = Bound::Unbounded;
+    while let Some(batch) = refold.next_batch().await? {
+        report.events_done += refold.take_events_read();
+        if let Some(last) = batch.last() {
+            let last = last.status.video_id.clone();
+            let live = store
+                .statuses_between(after(&compared_to), Bound::Included(last.clone()))
+                .await?;
+            compared_to = Bound::Included(last);
+            report.videos += batch.len() as u64;
+            compare(batch, live, &mut corrections);
+            if corrections.len() > most {
+                return Ok(None);
+            }
+        }
+        report.events_per_sec = report.events_done as f64 / started.elapsed().as_secs_f64();
+        progress(&report);
+    }
+    let rest = store
+        .statuses_between(after(&compared_to), Bound::Unbounded)
+        .await?;
+    compare(Vec::new(), rest, &mut corrections);
+    if corrections.len() > most {
+        return Ok(None);
+    }
+    // Appends made while folding wrote complete statuses; the correction keeps those rows.
+    report.phase = Phase::CatchingUp;
+    progress(&report);
+    report.phase = Phase::Swapping;
+    progress(&report);
+    let corrected = store
+        .correct_statuses(corrections, head, FOLD_VERSION)
+        .await?;
+    report.corrected = Some(corrected);
+    report.phase = Phase::Done;
+    report.finished_at = Some(Utc::now());
+    report.events_per_sec = report.events_done as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    progress(&report);
+    info!(
+        events = report.events_done,
+        videos = report.videos,
+        corrected,
+        "rebuild done; statuses corrected in place"
+    );
+    Ok(Some(report))
+}
+
+/// The bound just after what `compared_to` covers.
+fn after(compared_to: &Bound<VideoId>) -> Bound<VideoId> {
+    match compared_to {
+        Bound::Included(id) | Bound::Excluded(id) => Bound::Excluded(id.clone()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// Adds to `corrections` what differs between `folded` and `live`, both in video id order and
+/// covering the same ids: a folded status the live row does not equal (or that has no row) is
+/// rewritten, a live row without a folded status is removed.
+fn compare(folded: Vec<RebuiltStatus>, live: Vec<LiveStatus>, corrections: &mut StatusCorrections) {
+    let mut live = live.into_iter().peekable();
+    for rebuilt in folded {
+        while let Some(row) = live.next_if(|row| row.video_id < rebuilt.status.video_id) {
+            corrections.remove.push(row.video_id);
+        }
+        match live.next_if(|row| row.video_id == rebuilt.status.video_id) {
+            Some(row) if row.stored.as_ref() == Some(&rebuilt) => {}
+            _ => corrections.rewrite.push(rebuilt),
+        }
+    }
+    corrections.remove.extend(live.map(|row| row.video_id));
 }
 
 /// How fast a rebuild writes its shadow table.
@@ -706,6 +825,128 @@ mod tests {
             assert_eq!(report.videos, 40, "{ranges} ranges fold every video once");
             assert_eq!(every_status(&store).await, expected, "{ranges} ranges");
         }
+    }
+
+    /// Writes `damaged` over the live rows (a status no fold gives, or a row of a video the log
+    /// does not have), as a faulty projection or a hand edit would leave them.
+    async fn damage(store: &Store, damaged: &[&str]) {
+        let upto = store.head_position().await.unwrap();
+        let mut rewrite = Vec::new();
+        let folded = refold_all(store).await.unwrap();
+        let any = every_status(store).await.remove(0);
+        for id in damaged {
+            let video_id = VideoId::parse(*id).unwrap();
+            let mut status = folded
+                .get(&video_id)
+                .cloned()
+                .unwrap_or_else(|| VideoStatus {
+                    video_id,
+                    ..any.clone()
+                });
+            status.progress = Some(99.0);
+            rewrite.push(RebuiltStatus {
+                status,
+                position: 1,
+            });
+        }
+        let corrections = StatusCorrections {
+            rewrite,
+            remove: Vec::new(),
+        };
+        store
+            .correct_statuses(corrections, upto, FOLD_VERSION)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_online_rebuild_corrects_the_few_rows_that_differ_in_place() {
+        let (_dir, store) = store_with_a_log().await;
+        let expected: Vec<VideoStatus> = refold_all(&store).await.unwrap().into_values().collect();
+        rebuild(&store, |_| {}).await.unwrap();
+        assert_eq!(every_status(&store).await, expected);
+
+        let head = store.head_position().await.unwrap();
+        let nothing = correct_in_place(&store, RebuildReport::starting(head), 10, |_| {})
+            .await
+            .unwrap()
+            .expect("nothing differs");
+        assert_eq!(nothing.corrected, Some(0));
+        assert_eq!((nothing.events_done, nothing.videos), (head, 40));
+
+        // A wrong row, and rows of videos without events, before, between and after the others.
+        damage(&store, &["aaa_first", "vid_07", "vid_07x", "vid_99"]).await;
+        assert_ne!(every_status(&store).await, expected);
+        let done = correct_in_place(&store, RebuildReport::starting(head), 10, |_| {})
+            .await
+            .unwrap()
+            .expect("four rows differ, ten may");
+        assert_eq!(done.phase, Phase::Done);
+        assert_eq!(done.corrected, Some(4));
+        assert_eq!(every_status(&store).await, expected);
+    }
+
+    #[tokio::test]
+    async fn an_online_rebuild_with_more_differences_than_it_corrects_builds_a_new_table() {
+        let (_dir, store) = store_with_a_log().await;
+        let expected: Vec<VideoStatus> = refold_all(&store).await.unwrap().into_values().collect();
+        rebuild(&store, |_| {}).await.unwrap();
+        damage(&store, &["vid_01", "vid_02", "vid_03"]).await;
+        let damaged = every_status(&store).await;
+        let head = store.head_position().await.unwrap();
+        let gave_up = correct_in_place(&store, RebuildReport::starting(head), 2, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(gave_up, None);
+        assert_eq!(every_status(&store).await, damaged, "nothing was written");
+
+        let done = rebuild_beside_webhooks(&store, RebuildReport::starting(head), 2, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(done.phase, Phase::Done);
+        assert_eq!(done.corrected, None, "a whole table was swapped in");
+        assert_eq!(every_status(&store).await, expected);
+    }
+
+    #[test]
+    fn comparing_keeps_what_differs_and_the_rows_the_fold_has_no_video_for() {
+        let status = |id: &str, version: u64| RebuiltStatus {
+            status: crate::store::conformance::sample_status(
+                id,
+                "mux",
+                crate::lifecycle::Status::Uploaded,
+                version,
+            ),
+            position: version,
+        };
+        let live = |id: &str, stored: Option<RebuiltStatus>| LiveStatus {
+            video_id: VideoId::parse(id).unwrap(),
+            stored,
+        };
+        let folded = vec![
+            status("a", 1),
+            status("c", 2),
+            status("d", 1),
+            status("f", 1),
+        ];
+        let rows = vec![
+            live("a", Some(status("a", 1))),
+            live("b", Some(status("b", 1))),
+            live("c", Some(status("c", 1))),
+            live("d", None),
+            live("e", Some(status("e", 1))),
+            live("g", Some(status("g", 1))),
+        ];
+        let mut corrections = StatusCorrections::default();
+        compare(folded, rows, &mut corrections);
+        let rewritten: Vec<&str> = corrections
+            .rewrite
+            .iter()
+            .map(|rebuilt| rebuilt.status.video_id.as_str())
+            .collect();
+        assert_eq!(rewritten, ["c", "d", "f"]);
+        let removed: Vec<&str> = corrections.remove.iter().map(VideoId::as_str).collect();
+        assert_eq!(removed, ["b", "e", "g"]);
     }
 
     #[tokio::test]
