@@ -353,7 +353,7 @@ async fn correct_in_place(
                 .await?;
             compared_to = Bound::Included(last);
             report.videos += batch.len() as u64;
-            compare(batch, live, &mut corrections);
+            compare(batch, live, head, &mut corrections);
             if corrections.len() > most {
                 return Ok(None);
             }
@@ -364,7 +364,7 @@ async fn correct_in_place(
     let rest = store
         .statuses_between(after(&compared_to), Bound::Unbounded)
         .await?;
-    compare(Vec::new(), rest, &mut corrections);
+    compare(Vec::new(), rest, head, &mut corrections);
     if corrections.len() > most {
         return Ok(None);
     }
@@ -398,21 +398,35 @@ fn after(compared_to: &Bound<VideoId>) -> Bound<VideoId> {
     }
 }
 
-/// Adds to `corrections` what differs between `folded` and `live`, both in video id order and
-/// covering the same ids: a folded status the live row does not equal (or that has no row) is
-/// rewritten, a live row without a folded status is removed.
-fn compare(folded: Vec<RebuiltStatus>, live: Vec<LiveStatus>, corrections: &mut StatusCorrections) {
+/// Adds to `corrections` what differs between `folded` (the log up to position `head`) and
+/// `live`, both in video id order and covering the same ids: a folded status the live row does
+/// not equal (or that has no row) is rewritten, a live row without a folded status is removed.
+/// A live row that folds an event past `head` is neither: an append wrote it while the rebuild
+/// folded, from the whole stream, and the correction would keep it anyway. Left out here, such
+/// rows do not count towards the most a rebuild corrects, however long it runs beside webhooks.
+fn compare(
+    folded: Vec<RebuiltStatus>,
+    live: Vec<LiveStatus>,
+    head: u64,
+    corrections: &mut StatusCorrections,
+) {
+    let appended_since = |row: &LiveStatus| row.stored.as_ref().is_some_and(|s| s.position > head);
     let mut live = live.into_iter().peekable();
     for rebuilt in folded {
         while let Some(row) = live.next_if(|row| row.video_id < rebuilt.status.video_id) {
-            corrections.remove.push(row.video_id);
+            if !appended_since(&row) {
+                corrections.remove.push(row.video_id);
+            }
         }
         match live.next_if(|row| row.video_id == rebuilt.status.video_id) {
-            Some(row) if row.stored.as_ref() == Some(&rebuilt) => {}
+            Some(row) if row.stored.as_ref() == Some(&rebuilt) || appended_since(&row) => {}
             _ => corrections.rewrite.push(rebuilt),
         }
     }
-    corrections.remove.extend(live.map(|row| row.video_id));
+    corrections.remove.extend(
+        live.filter(|row| !appended_since(row))
+            .map(|row| row.video_id),
+    );
 }
 
 /// How fast a rebuild writes its shadow table.
@@ -827,7 +841,10 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }
-        assert!(dropped_while_reading, "the head read always finished within one poll");
+        assert!(
+            dropped_while_reading,
+            "the head read always finished within one poll"
+        );
         assert_eq!(rebuilder.report().phase, before);
 
         let started = rebuilder.start().await.expect("nothing runs");
@@ -967,7 +984,9 @@ mod tests {
             status("c", 2),
             status("d", 1),
             status("f", 1),
+            status("h", 2),
         ];
+        // Rows `h` and `i` fold events past the head (5): appends wrote them meanwhile.
         let rows = vec![
             live("a", Some(status("a", 1))),
             live("b", Some(status("b", 1))),
@@ -975,9 +994,11 @@ mod tests {
             live("d", None),
             live("e", Some(status("e", 1))),
             live("g", Some(status("g", 1))),
+            live("h", Some(status("h", 6))),
+            live("i", Some(status("i", 7))),
         ];
         let mut corrections = StatusCorrections::default();
-        compare(folded, rows, &mut corrections);
+        compare(folded, rows, 5, &mut corrections);
         let rewritten: Vec<&str> = corrections
             .rewrite
             .iter()
