@@ -337,18 +337,19 @@ pub trait EventStore: Send + Sync {
         to: Bound<VideoId>,
     ) -> impl Future<Output = Result<Vec<LiveStatus>, StoreError>> + Send;
 
-    /// Applies an online rebuild's corrections to the live status table in one transaction,
-    /// while appends may go on: the rebuild folded the log up to global position `upto`, so the
-    /// row of a video appended to after `upto` is kept (it already folds its whole stream), every
-    /// other correction is written, and every snapshot is dropped, as a swap drops them.
-    /// Records `fold_version` as the fold that built the table, as [`EventStore::swap_shadow`]
-    /// does. Answers how many rows changed. Its cost grows with the corrections and the
-    /// snapshots, not the status table.
+    /// Applies some of an online rebuild's corrections to the live status table in one
+    /// transaction, while appends may go on: the rebuild folded the log up to global position
+    /// `upto`, so the row of a video appended to after `upto` is kept (it already folds its whole
+    /// stream), and every other correction is written. With the last of a rebuild's corrections
+    /// comes `Some(fold_version)`: it is recorded as the fold that built the table, as
+    /// [`EventStore::swap_shadow`] does, and every snapshot is dropped, as a swap drops them.
+    /// Answers how many rows changed. Its cost grows with the corrections (and the snapshots),
+    /// not the status table.
     fn correct_statuses(
         &self,
         corrections: StatusCorrections,
         upto: u64,
-        fold_version: u32,
+        fold_version: Option<u32>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// The fold (code) version that built the status table; `None` before any rebuild.
@@ -549,7 +550,7 @@ impl EventStore for Store {
         &self,
         corrections: StatusCorrections,
         upto: u64,
-        fold_version: u32,
+        fold_version: Option<u32>,
     ) -> Result<u64, StoreError> {
         delegate!(self, s => s.correct_statuses(corrections, upto, fold_version).await)
     }

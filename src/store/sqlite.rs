@@ -618,7 +618,7 @@ impl EventStore for SqliteStore {
         &self,
         corrections: StatusCorrections,
         upto: u64,
-        fold_version: u32,
+        fold_version: Option<u32>,
     ) -> Result<u64, StoreError> {
         // Serialized here, on the rebuild's own thread, as for the shadow writes.
         let rewrite = corrections
@@ -891,7 +891,7 @@ enum Job {
     WriteShadow(Shadow, Vec<StatusRow>, Reply<()>),
     SwapShadow(Shadow, u64, u32, Reply<()>),
     FreeReplaced(Option<usize>, Reply<u64>),
-    CorrectStatuses(Vec<StatusRow>, Vec<String>, u64, u32, Reply<u64>),
+    CorrectStatuses(Vec<StatusRow>, Vec<String>, u64, Option<u32>, Reply<u64>),
     RecordAudit(Box<AuditRecord>, Reply<()>),
     Quarantine(Box<QuarantineRecord>, Reply<u64>),
     ReleaseQuarantined(u64, Reply<()>),
@@ -1487,7 +1487,7 @@ fn correct_statuses(
     rewrite: &[StatusRow],
     remove: &[String],
     upto: u64,
-    fold_version: u32,
+    fold_version: Option<u32>,
 ) -> Result<u64, StoreError> {
     let upto = saturating_i64(upto);
     let mut appended_after = conn.prepare_cached(SELECT_APPENDED_AFTER)?;
@@ -1504,9 +1504,11 @@ fn correct_statuses(
             changed += delete_status.execute(params![video_id])? as u64;
         }
     }
-    conn.execute(DELETE_SNAPSHOTS, [])?;
-    conn.prepare_cached(UPSERT_META)?
-        .execute(params![FOLD_VERSION_KEY, fold_version.to_string()])?;
+    if let Some(fold_version) = fold_version {
+        conn.execute(DELETE_SNAPSHOTS, [])?;
+        conn.prepare_cached(UPSERT_META)?
+            .execute(params![FOLD_VERSION_KEY, fold_version.to_string()])?;
+    }
     Ok(changed)
 }
 
