@@ -40,10 +40,13 @@ const SHADOW_BATCH_ALONE: usize = 5_000;
 const MAX_RANGES: usize = 4;
 /// Fewest events per range: a small log folds faster in one range than split.
 const MIN_EVENTS_PER_RANGE: u64 = 100_000;
-/// Most statuses an online rebuild corrects in the live table itself. They are written in the
-/// swap's one transaction, which appends wait for: 2,000 rows take a few tens of milliseconds.
-/// Past it, the rebuild starts over and builds a whole shadow table instead.
+/// Most statuses an online rebuild corrects in the live table itself, held in memory until the
+/// fold ends. Past it, the rebuild starts over and builds a whole shadow table instead.
 const MAX_CORRECTIONS: usize = 2_000;
+/// Corrections written per transaction. Appends wait for each, and scattered rows each dirty
+/// pages of their own: measured (docs/benchmarks.md), 100 rows in one transaction held the
+/// writer 5-12 ms, 1,000 rows 30-60 ms.
+const CORRECTIONS_PER_TRANSACTION: usize = 25;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -302,8 +305,8 @@ pub async fn rebuild(
 /// First it folds the log and compares each status with the live row, keeping only what differs,
 /// and corrects those rows in one transaction: when the fold rules did not change (or changed
 /// few statuses) nothing else is written, so the webhooks' appends share the writer and the disk
-/// with nothing. Past `most_corrections` differences ([`MAX_CORRECTIONS`]) it starts over with a whole shadow table,
-/// whose writes keep the store's writer and disk busy at most half the time.
+/// with nothing. Past `most_corrections` differences ([`MAX_CORRECTIONS`]) it starts over with a
+/// whole shadow table, whose writes keep the store's writer and disk busy at most half the time.
 async fn rebuild_beside_webhooks(
     store: &Store,
     started: RebuildReport,
@@ -373,9 +376,7 @@ async fn correct_in_place(
     progress(&report);
     report.phase = Phase::Swapping;
     progress(&report);
-    let corrected = store
-        .correct_statuses(corrections, head, FOLD_VERSION)
-        .await?;
+    let corrected = write_corrections(store, corrections, head).await?;
     report.corrected = Some(corrected);
     report.phase = Phase::Done;
     report.finished_at = Some(Utc::now());
@@ -388,6 +389,45 @@ async fn correct_in_place(
         "rebuild done; statuses corrected in place"
     );
     Ok(Some(report))
+}
+
+/// Writes the corrections of a rebuild that folded the log up to `head`,
+/// [`CORRECTIONS_PER_TRANSACTION`] at a time, each transaction followed by a pause as long as it
+/// took (as [`Pace::Shared`] paces shadow writes), so that appends wait for a few rows at most.
+/// The last transaction records the fold version: a crash before it leaves the table marked as
+/// built by the older fold, and the next start rebuilds it again. Answers how many rows changed.
+async fn write_corrections(
+    store: &Store,
+    corrections: StatusCorrections,
+    head: u64,
+) -> Result<u64, StoreError> {
+    let StatusCorrections { rewrite, remove } = corrections;
+    let mut transactions: Vec<StatusCorrections> = rewrite
+        .chunks(CORRECTIONS_PER_TRANSACTION)
+        .map(|rewrite| StatusCorrections {
+            rewrite: rewrite.to_vec(),
+            remove: Vec::new(),
+        })
+        .chain(
+            remove
+                .chunks(CORRECTIONS_PER_TRANSACTION)
+                .map(|remove| StatusCorrections {
+                    rewrite: Vec::new(),
+                    remove: remove.to_vec(),
+                }),
+        )
+        .collect();
+    let last = transactions.pop().unwrap_or_default();
+    let mut corrected = 0;
+    for transaction in transactions {
+        let started = Instant::now();
+        corrected += store.correct_statuses(transaction, head, None).await?;
+        tokio::time::sleep(started.elapsed()).await;
+    }
+    corrected += store
+        .correct_statuses(last, head, Some(FOLD_VERSION))
+        .await?;
+    Ok(corrected)
 }
 
 /// The bound just after what `compared_to` covers.
@@ -910,7 +950,7 @@ mod tests {
             remove: Vec::new(),
         };
         store
-            .correct_statuses(corrections, upto, FOLD_VERSION)
+            .correct_statuses(corrections, upto, Some(FOLD_VERSION))
             .await
             .unwrap();
     }
