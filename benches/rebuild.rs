@@ -68,6 +68,9 @@ struct Sizes {
     /// ratios is judged, so a moment of the host's own noise weighs on one round, not on the
     /// figure.
     rounds: usize,
+    /// Status rows phase 3 makes wrong before each round, so that its online rebuild has that
+    /// many to correct (past the rebuild's 2,000, it builds and swaps a whole new table).
+    stale: usize,
     quick: bool,
 }
 
@@ -78,6 +81,7 @@ impl Sizes {
         rate: 1_000,
         idle_secs: 5,
         rounds: 3,
+        stale: 0,
         quick: false,
     };
     const QUICK: Sizes = Sizes {
@@ -86,6 +90,7 @@ impl Sizes {
         rate: 1_000,
         idle_secs: 2,
         rounds: 2,
+        stale: 0,
         quick: true,
     };
 }
@@ -125,6 +130,7 @@ fn parse_args() -> anyhow::Result<Mode> {
             "--videos" => sizes.videos = number("--videos")?,
             "--rate" => sizes.rate = number("--rate")?,
             "--rounds" => sizes.rounds = number("--rounds")?,
+            "--stale" => sizes.stale = number("--stale")?,
             // `cargo bench` passes `--bench` to every harness-less benchmark.
             "--quick" | "--bench" => {}
             "--measure" => {
@@ -145,7 +151,8 @@ fn parse_args() -> anyhow::Result<Mode> {
                      [--rate N] [--rounds N]\n\
                      cargo bench --bench rebuild -- --write-log PATH [sizes]   (phase 1 only)\n\
                      cargo bench --bench rebuild -- --measure PATH             (phase 2 only)\n\
-                     cargo bench --bench rebuild -- --online PATH [--rate N] [--rounds N]   (phase 3 only, on a copy)\n\
+                     cargo bench --bench rebuild -- --online PATH [--rate N] [--rounds N] [--stale N]   (phase 3 only, on a copy)\n\
+                     --stale N: phase 3 makes N status rows wrong before each round (default 0)\n\
                      defaults: --events {} --videos {} --rate {} --rounds {}\n\
                      --quick:  --events {} --videos {} --rounds {}",
                     Sizes::DEFAULT.events,
@@ -596,10 +603,17 @@ async fn online(db: &Path, sizes: &Sizes, figures: &mut Figures) -> anyhow::Resu
     let mut rebuild_rates = Vec::with_capacity(sizes.rounds);
     let mut round_ratios = Vec::with_capacity(sizes.rounds);
     for round in 1..=sizes.rounds {
+        if sizes.stale > 0 {
+            make_stale(db, sizes.stale)?;
+        }
         let (busy, report) = load_during_rebuild(&load, &state, round).await?;
+        let outcome = match report.corrected {
+            Some(rows) => format!("corrected {rows} rows in place"),
+            None => "swapped in a new table".to_owned(),
+        };
         println!(
             "(3) round {round}, during an online rebuild at {}/s: {} webhooks in {:.1} s, p50 {} \
-             p99 {}; the rebuild folded {} events at {:.0} events/s",
+             p99 {}; the rebuild folded {} events at {:.0} events/s, {outcome}",
             sizes.rate,
             busy.latencies.len(),
             busy.elapsed.as_secs_f64(),
@@ -608,6 +622,7 @@ async fn online(db: &Path, sizes: &Sizes, figures: &mut Figures) -> anyhow::Resu
             report.events_done,
             report.events_per_sec
         );
+        println!("    slowest during: {}", busy.slowest(5));
         // As long as the rebuild took: both windows meet as many of the host's own stalls.
         let window = busy.elapsed.max(Duration::from_secs(sizes.idle_secs));
         let quiet = load
@@ -623,6 +638,7 @@ async fn online(db: &Path, sizes: &Sizes, figures: &mut Figures) -> anyhow::Resu
             ms(quiet.percentile(0.50)),
             ms(quiet.percentile(0.99))
         );
+        println!("    slowest idle: {}", quiet.slowest(5));
         rebuild_rates.push(report.events_per_sec);
         round_ratios.push(ratio);
         idle.absorb(quiet);
@@ -651,6 +667,21 @@ async fn online(db: &Path, sizes: &Sizes, figures: &mut Figures) -> anyhow::Resu
     figures.verify_differences = Some(differences.len());
     let _ = stop_server.send(());
     server.await?;
+    Ok(())
+}
+
+/// Points `rows` random status rows at a wrong log position, through a connection of its own
+/// while the server runs (nothing else writes between rounds): the next rebuild must correct
+/// them.
+fn make_stale(db: &Path, rows: usize) -> anyhow::Result<()> {
+    let conn = rusqlite::Connection::open(db)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let changed = conn.execute(
+        "UPDATE status SET position = -1 WHERE video_id IN \
+         (SELECT video_id FROM status ORDER BY random() LIMIT ?1)",
+        [i64::try_from(rows)?],
+    )?;
+    println!("    made {changed} status rows stale");
     Ok(())
 }
 
@@ -720,6 +751,8 @@ struct Load {
 #[derive(Default)]
 struct LoadReport {
     latencies: Vec<Duration>,
+    /// When each webhook of `latencies` was sent, from the start of its window.
+    sent_at: Vec<Duration>,
     elapsed: Duration,
     errors: u64,
 }
@@ -728,6 +761,7 @@ impl LoadReport {
     /// Pools another window's webhooks with these.
     fn absorb(&mut self, other: LoadReport) {
         self.latencies.extend(other.latencies);
+        self.sent_at.extend(other.sent_at);
         self.elapsed += other.elapsed;
         self.errors += other.errors;
     }
@@ -740,6 +774,24 @@ impl LoadReport {
         }
         let index = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
         sorted[index]
+    }
+
+    /// The `n` slowest webhooks of one window, each with when it was sent: whether a tail
+    /// gathers at the start or end of a rebuild, or is spread over it.
+    fn slowest(&self, n: usize) -> String {
+        let mut pairs: Vec<(Duration, Duration)> = self
+            .latencies
+            .iter()
+            .copied()
+            .zip(self.sent_at.iter().copied())
+            .collect();
+        pairs.sort_by_key(|pair| std::cmp::Reverse(pair.0));
+        pairs
+            .iter()
+            .take(n)
+            .map(|(latency, at)| format!("{} at {:.2} s", ms(*latency), at.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -791,7 +843,7 @@ impl Load {
                 match request.send().await {
                     Ok(response) if response.status().is_success() => {
                         let _ = response.bytes().await;
-                        Some(sent.elapsed())
+                        Some((sent.elapsed(), sent - started))
                     }
                     _ => None,
                 }
@@ -800,12 +852,16 @@ impl Load {
         }
         let mut report = LoadReport {
             latencies: Vec::with_capacity(n),
+            sent_at: Vec::with_capacity(n),
             elapsed: started.elapsed(),
             errors: 0,
         };
         while let Some(answer) = requests.join_next().await {
             match answer? {
-                Some(latency) => report.latencies.push(latency),
+                Some((latency, sent_at)) => {
+                    report.latencies.push(latency);
+                    report.sent_at.push(sent_at);
+                }
                 None => report.errors += 1,
             }
         }
