@@ -108,6 +108,13 @@ impl RebuildReport {
         }
     }
 
+    /// Marks the rebuild that started at `started` done, with its rate over the whole run.
+    fn finish(&mut self, started: Instant) {
+        self.phase = Phase::Done;
+        self.finished_at = Some(Utc::now());
+        self.events_per_sec = self.events_done as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    }
+
     pub fn is_running(&self) -> bool {
         matches!(
             self.phase,
@@ -378,9 +385,7 @@ async fn correct_in_place(
     progress(&report);
     let corrected = write_corrections(store, corrections, head).await?;
     report.corrected = Some(corrected);
-    report.phase = Phase::Done;
-    report.finished_at = Some(Utc::now());
-    report.events_per_sec = report.events_done as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    report.finish(started);
     progress(&report);
     info!(
         events = report.events_done,
@@ -580,9 +585,7 @@ async fn rebuild_in_ranges(
     store.swap_shadow(shadow, head, FOLD_VERSION).await?;
     // Still swapping: the new table serves, the old one's pages are freed.
     free_replaced(store, pace).await?;
-    report.phase = Phase::Done;
-    report.finished_at = Some(Utc::now());
-    report.events_per_sec = report.events_done as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    report.finish(started);
     progress(&report);
     info!(
         events = report.events_done,
