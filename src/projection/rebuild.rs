@@ -986,6 +986,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn corrections_past_one_transaction_all_land_and_the_last_records_the_fold_version() {
+        let (_dir, store) = store_with_a_log().await;
+        let expected: Vec<VideoStatus> = refold_all(&store).await.unwrap().into_values().collect();
+        rebuild(&store, |_| {}).await.unwrap();
+        let every_id: Vec<String> = expected
+            .iter()
+            .map(|status| status.video_id.as_str().to_owned())
+            .collect();
+        damage(
+            &store,
+            &every_id.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .await;
+        let head = store.head_position().await.unwrap();
+        // As a table built by the fold before this one would be marked.
+        store
+            .correct_statuses(StatusCorrections::default(), head, Some(FOLD_VERSION - 1))
+            .await
+            .unwrap();
+
+        let done = correct_in_place(&store, RebuildReport::starting(head), 100, |_| {})
+            .await
+            .unwrap()
+            .expect("40 rows differ, 100 may");
+        // More than one transaction of corrections.
+        const { assert!(40 > CORRECTIONS_PER_TRANSACTION) };
+        assert_eq!(done.corrected, Some(40));
+        assert_eq!(every_status(&store).await, expected);
+        assert_eq!(store.fold_version().await.unwrap(), Some(FOLD_VERSION));
+    }
+
+    #[tokio::test]
     async fn an_online_rebuild_with_more_differences_than_it_corrects_builds_a_new_table() {
         let (_dir, store) = store_with_a_log().await;
         let expected: Vec<VideoStatus> = refold_all(&store).await.unwrap().into_values().collect();
