@@ -310,7 +310,7 @@ pub async fn rebuild(
 
 /// [`rebuild`] while the server ingests, from the report [`Rebuilder::start`] answered with.
 /// First it folds the log and compares each status with the live row, keeping only what differs,
-/// and corrects those rows in one transaction: when the fold rules did not change (or changed
+/// and corrects those rows ([`write_corrections`]): when the fold rules did not change (or changed
 /// few statuses) nothing else is written, so the webhooks' appends share the writer and the disk
 /// with nothing. Past `most_corrections` differences ([`MAX_CORRECTIONS`]) it starts over with a
 /// whole shadow table, whose writes keep the store's writer and disk busy at most half the time.
@@ -338,7 +338,7 @@ async fn rebuild_beside_webhooks(
 }
 
 /// Folds the log up to the position of `report` (a [`RebuildReport::starting`]) in one range,
-/// compares every status with the live table and corrects the rows that differ in one
+/// compares every status with the live table and corrects the rows that differ, a few per
 /// transaction. `None`, with nothing written, once more than `most` rows differ.
 async fn correct_in_place(
     store: &Store,
