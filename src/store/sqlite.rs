@@ -132,21 +132,19 @@ const KEEP_LATER_STATUSES: &str =
     "INSERT OR REPLACE INTO status_rebuild (video_id, provider, status, version, position, doc)
     SELECT video_id, provider, status, version, position, doc FROM status
     WHERE video_id IN (SELECT stream_id FROM events WHERE position > ?1)";
-// Snapshots go with the old table: a rebuild never starts from them, and actors write new ones.
 // The old table is renamed, not dropped: dropping frees every page of it inside the swap, a
 // fifth of a second for 100k rows during which no append commits. `FREE_REPLACED_STATUSES`
 // empties it afterwards in small steps; the swap refuses to run while one is left (see
 // `swap_shadow`).
 const SWAP_STATUS_TABLES: &str = "ALTER TABLE status RENAME TO status_replaced;
-    ALTER TABLE status_rebuild RENAME TO status; DELETE FROM snapshots";
+    ALTER TABLE status_rebuild RENAME TO status";
 /// `statuses_between` adds the bounds it was given to this, then `ORDER BY video_id`.
 const SELECT_LIVE_STATUSES: &str = "SELECT video_id, position, doc FROM status WHERE 1";
 /// Whether the stream `?1` has an event after position `?2`: one walk of its key prefix.
 const SELECT_APPENDED_AFTER: &str =
     "SELECT 1 FROM events WHERE stream_id = ?1 AND position > ?2 LIMIT 1";
 const DELETE_STATUS: &str = "DELETE FROM status WHERE video_id = ?1";
-/// A rebuild, corrected in place or swapped, leaves no snapshot (they are disposable, and one
-/// folded by an older fold version would only be read to be thrown away).
+/// See [`mark_rebuilt`].
 const DELETE_SNAPSHOTS: &str = "DELETE FROM snapshots";
 const SELECT_REPLACED_TABLE: &str =
     "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'status_replaced'";
@@ -1477,6 +1475,15 @@ fn swap_shadow(
     conn.prepare_cached(KEEP_LATER_STATUSES)?
         .execute(params![saturating_i64(upto)])?;
     conn.execute_batch(SWAP_STATUS_TABLES)?;
+    mark_rebuilt(conn, fold_version)
+}
+
+/// What ends every rebuild, swapped or corrected in place, in its last transaction: the status
+/// table is recorded as built by `fold_version`, and no snapshot is left (a rebuild never starts
+/// from them, actors write new ones, and one folded by an older fold would only be read to be
+/// thrown away).
+fn mark_rebuilt(conn: &Connection, fold_version: u32) -> Result<(), StoreError> {
+    conn.execute(DELETE_SNAPSHOTS, [])?;
     conn.prepare_cached(UPSERT_META)?
         .execute(params![FOLD_VERSION_KEY, fold_version.to_string()])?;
     Ok(())
@@ -1505,9 +1512,7 @@ fn correct_statuses(
         }
     }
     if let Some(fold_version) = fold_version {
-        conn.execute(DELETE_SNAPSHOTS, [])?;
-        conn.prepare_cached(UPSERT_META)?
-            .execute(params![FOLD_VERSION_KEY, fold_version.to_string()])?;
+        mark_rebuilt(conn, fold_version)?;
     }
     Ok(changed)
 }
