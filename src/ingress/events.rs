@@ -28,7 +28,7 @@ use crate::event::{ProviderName, VideoId};
 use crate::lifecycle::Status;
 use crate::projection::stall::StallPolicy;
 use crate::projection::VideoStatus;
-use crate::sse::{frame, FrameBody, GlobalEvent, Published, VideoSubscription};
+use crate::sse::{frame, FrameBody, GlobalEvent, Published, ResetCause, VideoSubscription};
 use crate::store::EventStore;
 
 /// Events read from the log per round trip while replaying.
@@ -132,6 +132,7 @@ pub async fn video_stream(
         subscription,
         pending: current,
         sent: resume,
+        sent_status: None,
         // A resuming client may have missed a stalled flag at the version it has: a status
         // that is stalled now is sent again rather than risk that.
         sent_stalled: false,
@@ -151,6 +152,9 @@ struct VideoStream {
     pending: Option<Arc<Published>>,
     /// The version the client has (Last-Event-ID, then what was sent).
     sent: Option<u64>,
+    /// What was sent at that version (unknown for a Last-Event-ID): a rebuild may correct it
+    /// without a new version.
+    sent_status: Option<Arc<VideoStatus>>,
     /// Whether what was sent showed the video stalled.
     sent_stalled: bool,
     stalls: StallPolicy,
@@ -160,8 +164,8 @@ struct VideoStream {
 }
 
 impl VideoStream {
-    /// A newer version, or the same version whose stalled flag the client has not seen. The
-    /// flag is judged now: time alone can set it.
+    /// A newer version, or the same version whose stalled flag or content (a rebuild corrected
+    /// it) the client has not seen. The flag is judged now: time alone can set it.
     fn news(&self, published: Option<Arc<Published>>) -> Option<(Arc<Published>, bool)> {
         let published = published?;
         let status = &published.status;
@@ -169,7 +173,12 @@ impl VideoStream {
         let is_new = match self.sent {
             None => true,
             Some(sent) => {
-                status.version > sent || (status.version == sent && stalled != self.sent_stalled)
+                status.version > sent
+                    || (status.version == sent
+                        && (stalled != self.sent_stalled
+                            || self.sent_status.as_ref().is_some_and(|sent_status| {
+                                !Arc::ptr_eq(sent_status, status) && **sent_status != **status
+                            })))
             }
         };
         is_new.then_some((published, stalled))
@@ -195,6 +204,7 @@ impl VideoStream {
             if let Some((published, stalled)) = candidate {
                 let status = &published.status;
                 self.sent = Some(status.version);
+                self.sent_status = Some(Arc::clone(status));
                 self.sent_stalled = stalled;
                 if self.access.allows(&status.video_id, &status.provider) {
                     return Some((published.video_frame(stalled), self));
@@ -350,7 +360,19 @@ impl GlobalStream {
                         return Some((stalled.global_frame(true), self));
                     }
                 }
-                Ok(GlobalEvent::Reset) => return Some((reset_event("server_resync", None), self)),
+                Ok(GlobalEvent::Corrected(corrected)) => {
+                    if self.filter.admits(&corrected.status) {
+                        let stalled = self.stalls.is_stalled(&corrected.status, Utc::now());
+                        return Some((corrected.global_frame(stalled), self));
+                    }
+                }
+                Ok(GlobalEvent::Reset(cause)) => {
+                    let reason = match cause {
+                        ResetCause::HubLagged => "server_resync",
+                        ResetCause::Rebuilt => "projection_rebuilt",
+                    };
+                    return Some((reset_event(reason, None), self));
+                }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     metrics::counter!("sse_global_resets_total").increment(1);
                     tracing::debug!(missed, "global subscriber fell behind; sent reset");

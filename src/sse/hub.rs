@@ -1,6 +1,10 @@
 //! The hub: per video a `watch` channel (latest wins, so a slow reader skips to the newest status
 //! and never grows a buffer), and one bounded broadcast for the global stream (a reader that falls
 //! behind is told to resync). Only videos someone watches have a channel.
+//!
+//! A status is replaced by a newer version, or by the same version with other content: a rebuild
+//! that corrects a status keeps its version (no event moved it), and time alone can make a
+//! status stalled.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,7 +16,7 @@ use tracing::warn;
 use super::frame::Published;
 use crate::event::VideoId;
 use crate::projection::VideoStatus;
-use crate::store::{Change, EventStore, Store};
+use crate::store::{Appended, Change, EventStore, Store};
 
 /// What a global subscriber receives.
 #[derive(Debug, Clone)]
@@ -24,8 +28,19 @@ pub enum GlobalEvent {
     },
     /// A video became stalled: no event moved it, only time, so there is no position for it.
     Stalled(Arc<Published>),
-    /// The hub itself missed changes (it fell behind the store's feed): subscribers must refetch.
-    Reset,
+    /// A rebuild corrected a video's status: no event moved it either, and it keeps its version.
+    Corrected(Arc<Published>),
+    /// Subscribers must refetch: the statuses they were told may not be the ones stored now.
+    Reset(ResetCause),
+}
+
+/// Why global subscribers must refetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetCause {
+    /// The hub itself missed changes (it fell behind the store's feed).
+    HubLagged,
+    /// A rebuild changed statuses without announcing each (it swapped in a whole table).
+    Rebuilt,
 }
 
 /// A video's newest status, shared with the global stream so that its frames are encoded once.
@@ -127,16 +142,26 @@ impl Hub {
 
     /// One `Published` per change, handed to both stream kinds: whichever subscriber first
     /// needs a frame encodes it, every other one clones it.
-    fn publish(&self, change: Change) {
-        let published = Arc::new(Published::new(change.status, Some(change.position)));
-        if let Some(sender) = self.lock_videos().get(&change.video_id) {
+    fn publish(&self, appended: Appended) {
+        let published = Arc::new(Published::new(appended.status, Some(appended.position)));
+        if let Some(sender) = self.lock_videos().get(&appended.video_id) {
             offer(sender, Arc::clone(&published));
         }
         // No global subscriber is not an error.
         let _ = self.inner.global.send(GlobalEvent::Change {
-            position: change.position,
+            position: appended.position,
             published,
         });
+    }
+
+    /// A status a rebuild corrected in place: it reaches the video's subscribers at the version
+    /// they may hold already, and global ones as a frame without a position.
+    fn publish_correction(&self, status: Arc<VideoStatus>) {
+        let published = Arc::new(Published::new(status, None));
+        if let Some(sender) = self.lock_videos().get(&published.status.video_id) {
+            offer(sender, Arc::clone(&published));
+        }
+        let _ = self.inner.global.send(GlobalEvent::Corrected(published));
     }
 
     fn lock_videos(&self) -> std::sync::MutexGuard<'_, HashMap<VideoId, watch::Sender<Latest>>> {
@@ -147,11 +172,19 @@ impl Hub {
     }
 }
 
-/// Replaces the watched status only by a newer version, so a late resync read never moves a
+/// Replaces the watched status by a newer version, or by the same version with other content
+/// (a rebuild corrected it), never by an older one: a late resync read never moves a
 /// subscriber backwards.
 fn offer(sender: &watch::Sender<Latest>, status: Arc<Published>) {
     sender.send_if_modified(|latest| match latest {
-        Some(known) if known.status.version >= status.status.version => false,
+        Some(known) if known.status.version > status.status.version => false,
+        Some(known)
+            if known.status.version == status.status.version
+                && (Arc::ptr_eq(&known.status, &status.status)
+                    || known.status == status.status) =>
+        {
+            false
+        }
         _ => {
             *latest = Some(status);
             true
@@ -162,14 +195,25 @@ fn offer(sender: &watch::Sender<Latest>, status: Arc<Published>) {
 async fn follow(hub: Hub, store: Store, mut feed: broadcast::Receiver<Change>) {
     loop {
         match feed.recv().await {
-            Ok(change) => hub.publish(change),
+            Ok(Change::Appended(appended)) => hub.publish(appended),
+            Ok(Change::Corrected(status)) => hub.publish_correction(status),
+            Ok(Change::Rebuilt) => {
+                let _ = hub
+                    .inner
+                    .global
+                    .send(GlobalEvent::Reset(ResetCause::Rebuilt));
+                resync_videos(&hub, &store).await;
+            }
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 warn!(
                     missed,
                     "hub fell behind the store's change feed; resyncing subscribers"
                 );
                 metrics::counter!("sse_hub_resyncs_total").increment(1);
-                let _ = hub.inner.global.send(GlobalEvent::Reset);
+                let _ = hub
+                    .inner
+                    .global
+                    .send(GlobalEvent::Reset(ResetCause::HubLagged));
                 resync_videos(&hub, &store).await;
             }
             Err(broadcast::error::RecvError::Closed) => return,
@@ -177,7 +221,8 @@ async fn follow(hub: Hub, store: Store, mut feed: broadcast::Receiver<Change>) {
     }
 }
 
-/// After a lag, re-reads the status of every watched video from the status table.
+/// Re-reads the status of every watched video from the status table (after a lag, or a rebuild
+/// that did not announce each status it changed).
 async fn resync_videos(hub: &Hub, store: &Store) {
     let watched: Vec<VideoId> = hub.lock_videos().keys().cloned().collect();
     for video_id in watched {

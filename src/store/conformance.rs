@@ -6,15 +6,16 @@
 //! use it; nothing in the service calls it. Checks only use the trait, never a backend's SQL.
 
 use std::ops::Bound;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use futures_util::future::join_all;
 use serde_json::json;
 
 use super::{
-    AppendOutcome, AppendRequest, AuditEntry, AuditKind, AuditRecord, EventStore, QuarantineRecord,
-    QuarantinedRequest, RebuiltStatus, StatusCorrections, StatusQuery, StoreError, StoredEvent,
-    StreamCursor,
+    AppendOutcome, AppendRequest, AuditEntry, AuditKind, AuditRecord, Change, EventStore,
+    QuarantineRecord, QuarantinedRequest, RebuiltStatus, StatusCorrections, StatusQuery,
+    StoreError, StoredEvent, StreamCursor,
 };
 use crate::event::{
     Assets, EventId, EventKind, FailureReason, ProviderName, RawDelivery, Source, VideoEvent,
@@ -149,7 +150,10 @@ pub async fn a_replaced_table_is_freed_before_the_next_swap<S: EventStore>(store
         .write_shadow(shadow, rebuilt(expected.clone(), 3))
         .await
         .unwrap();
+    let mut feed = store.changes();
     store.swap_shadow(shadow, 3, 9).await.unwrap();
+    // A swap changes any status at once: followers hear it as one `Rebuilt`.
+    assert_eq!(announced(&mut feed), [Change::Rebuilt]);
     let next = store.begin_shadow().await.unwrap();
     assert!(matches!(
         store.swap_shadow(next, 3, 9).await,
@@ -715,6 +719,7 @@ pub async fn corrections_rewrite_only_what_differs<S: EventStore>(store: &S) {
     let late = sample_status("vid_c", SAMPLE_PROVIDER, Status::Ready, 2);
     appended(store, with_status(append_request(event, 1), late.clone())).await;
 
+    let mut feed = store.changes();
     let fixed_a = sample_status("vid_a", SAMPLE_PROVIDER, Status::Ready, 1);
     let stale_c = sample_status("vid_c", SAMPLE_PROVIDER, Status::Processing, 1);
     let ghost = sample_status("vid_ghost", SAMPLE_PROVIDER, Status::Failed, 1);
@@ -731,6 +736,14 @@ pub async fn corrections_rewrite_only_what_differs<S: EventStore>(store: &S) {
         2
     );
     assert_eq!(store.fold_version().await.unwrap(), fold_before);
+    // Followers hear each status written, not the one skipped.
+    assert_eq!(
+        announced(&mut feed),
+        [
+            Change::Corrected(Arc::new(fixed_a.clone())),
+            Change::Corrected(Arc::new(ghost.clone()))
+        ]
+    );
     assert!(store
         .load_snapshot(&video("vid_b"))
         .await
@@ -782,6 +795,8 @@ pub async fn corrections_rewrite_only_what_differs<S: EventStore>(store: &S) {
         1
     );
     assert_eq!(store.fold_version().await.unwrap(), Some(9));
+    // A removal has no status to announce: followers must re-read.
+    assert_eq!(announced(&mut feed), [Change::Rebuilt]);
     for id in ["vid_a", "vid_b", "vid_c"] {
         assert_eq!(store.load_snapshot(&video(id)).await.unwrap(), None, "{id}");
     }
@@ -1077,12 +1092,20 @@ pub async fn changes_announce_appends_in_position_order<S: EventStore>(store: &S
     let again = sample_event("vid_feed_0", "evt_feed_0", EventKind::Uploaded, 0);
     store.append(append_request(again, 10)).await.unwrap();
     let mut positions = Vec::new();
-    while let Ok(change) = feed.try_recv() {
+    for change in announced(&mut feed) {
+        let Change::Appended(change) = change else {
+            panic!("only appends happened, yet the feed said {change:?}");
+        };
         assert_eq!(change.video_id, change.status.video_id);
         assert_eq!(change.version, change.status.version);
         positions.push(change.position);
     }
     assert_eq!(positions, (1..=40).collect::<Vec<u64>>());
+}
+
+/// What the feed holds now.
+fn announced(feed: &mut tokio::sync::broadcast::Receiver<Change>) -> Vec<Change> {
+    std::iter::from_fn(|| feed.try_recv().ok()).collect()
 }
 
 /// A snapshot round-trips, a newer one replaces it, `read_stream_after` and `load_video` give

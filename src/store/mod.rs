@@ -434,15 +434,30 @@ pub trait EventStore: Send + Sync {
 
     fn stats(&self) -> StoreStats;
 
-    /// Follows the log live: every append, with the video's status after it, in position order,
-    /// from the moment of the call. A receiver that falls behind gets `Lagged` and must resync
+    /// Follows the log and the status table live, in commit order, from the moment of the call:
+    /// every append with the video's status after it (in position order), and every status a
+    /// rebuild corrected or replaced. A receiver that falls behind gets `Lagged` and must resync
     /// from the status table or `read_all`.
     fn changes(&self) -> broadcast::Receiver<Change>;
 }
 
-/// One committed append as announced to live followers.
+/// What live followers hear once it committed.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Change {
+pub enum Change {
+    Appended(Appended),
+    /// A rebuild rewrote this video's status in place. No event moved it, so it has no position,
+    /// and it keeps its version: a follower may hold that version with other content, which
+    /// this replaces.
+    Corrected(Arc<VideoStatus>),
+    /// A rebuild changed statuses it does not announce one by one (it swapped in a whole table,
+    /// or removed a status the log does not fold to): any status may differ from what was
+    /// announced, and followers must re-read what they show.
+    Rebuilt,
+}
+
+/// One committed append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Appended {
     pub position: u64,
     /// The stream's length after this append: the video's SSE id.
     pub version: u64,

@@ -22,7 +22,7 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Tran
 use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
 
 use super::{
-    AppendOutcome, AppendRequest, AuditEntry, AuditKind, AuditRecord, Change, EventStore,
+    AppendOutcome, AppendRequest, Appended, AuditEntry, AuditKind, AuditRecord, Change, EventStore,
     LiveStatus, QuarantineRecord, QuarantinedRequest, RebuiltStatus, Shadow, Snapshot,
     StatusCorrections, StatusPage, StatusQuery, StoreError, StoreStats, StoredDelivery,
     StoredEvent, StreamCursor, VideoLog,
@@ -621,9 +621,12 @@ impl EventStore for SqliteStore {
         // Serialized here, on the rebuild's own thread, as for the shadow writes.
         let rewrite = corrections
             .rewrite
-            .iter()
-            .map(|rebuilt| StatusRow::new(&rebuilt.status, rebuilt.position))
-            .collect::<Result<Vec<_>, _>>()?;
+            .into_iter()
+            .map(|rebuilt| {
+                let row = StatusRow::new(&rebuilt.status, rebuilt.position)?;
+                Ok((row, Arc::new(rebuilt.status)))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let remove = corrections
             .remove
             .iter()
@@ -889,7 +892,14 @@ enum Job {
     WriteShadow(Shadow, Vec<StatusRow>, Reply<()>),
     SwapShadow(Shadow, u64, u32, Reply<()>),
     FreeReplaced(Option<usize>, Reply<u64>),
-    CorrectStatuses(Vec<StatusRow>, Vec<String>, u64, Option<u32>, Reply<u64>),
+    /// Each row to rewrite with the status it holds, to announce once committed.
+    CorrectStatuses(
+        Vec<(StatusRow, Arc<VideoStatus>)>,
+        Vec<String>,
+        u64,
+        Option<u32>,
+        Reply<u64>,
+    ),
     RecordAudit(Box<AuditRecord>, Reply<()>),
     Quarantine(Box<QuarantineRecord>, Reply<u64>),
     ReleaseQuarantined(u64, Reply<()>),
@@ -918,6 +928,20 @@ enum Pending {
     ),
     Unit(Reply<()>, Result<(), StoreError>),
     Id(Reply<u64>, Result<u64, StoreError>),
+    /// A rebuild's write of the status table, with what followers must hear of it.
+    Rebuilt(Reply<u64>, Result<Rebuilt, StoreError>),
+    /// A rebuild's swap of a whole new status table.
+    Swapped(Reply<()>, Result<(), StoreError>),
+}
+
+/// What a rebuild changed in the live status table.
+struct Rebuilt {
+    /// Rows written or removed: the caller's answer.
+    rows: u64,
+    /// Statuses rewritten in place, each announced as [`Change::Corrected`].
+    corrected: Vec<Arc<VideoStatus>>,
+    /// Whether other statuses changed (a swap, a removal): announced as [`Change::Rebuilt`].
+    unannounced: bool,
 }
 
 #[derive(Default)]
@@ -1075,8 +1099,8 @@ fn commit_batch(
             counters.appended.fetch_add(appended, Ordering::Relaxed);
             // Announced in commit order, which is position order; `send` never waits for a
             // follower (a slow one lags and resyncs), so the write path does not either.
-            for change in done.iter().filter_map(Pending::change) {
-                let _ = changes.send(change);
+            for pending in &done {
+                pending.announce(changes);
             }
             done.into_iter().for_each(Pending::send);
         }
@@ -1175,14 +1199,14 @@ impl Job {
                 reply,
                 batch.run(|conn| write_shadow(conn, shadow, &statuses)),
             ),
-            Job::SwapShadow(shadow, upto, fold_version, reply) => Pending::Unit(
+            Job::SwapShadow(shadow, upto, fold_version, reply) => Pending::Swapped(
                 reply,
                 batch.run_isolated(|conn| swap_shadow(conn, shadow, upto, fold_version)),
             ),
             Job::FreeReplaced(limit, reply) => {
                 Pending::Id(reply, batch.run_isolated(|conn| free_replaced(conn, limit)))
             }
-            Job::CorrectStatuses(rewrite, remove, upto, fold_version, reply) => Pending::Id(
+            Job::CorrectStatuses(rewrite, remove, upto, fold_version, reply) => Pending::Rebuilt(
                 reply,
                 batch.run_isolated(|conn| {
                     correct_statuses(conn, &rewrite, &remove, upto, fold_version)
@@ -1241,18 +1265,30 @@ impl Pending {
         )
     }
 
-    /// What followers of the log learn about this request once its batch committed.
-    fn change(&self) -> Option<Change> {
+    /// Tells followers what this request changed, once its batch committed.
+    fn announce(&self, changes: &broadcast::Sender<Change>) {
+        // `send` fails only when nobody follows, which is no error.
         match self {
-            Pending::Append(_, Ok(AppendOutcome::Appended { position, version }), status) => {
-                status.as_ref().map(|status| Change {
+            Pending::Append(_, Ok(AppendOutcome::Appended { position, version }), Some(status)) => {
+                let _ = changes.send(Change::Appended(Appended {
                     position: *position,
                     version: *version,
                     video_id: status.video_id.clone(),
                     status: Arc::clone(status),
-                })
+                }));
             }
-            _ => None,
+            Pending::Rebuilt(_, Ok(rebuilt)) => {
+                for status in &rebuilt.corrected {
+                    let _ = changes.send(Change::Corrected(Arc::clone(status)));
+                }
+                if rebuilt.unannounced {
+                    let _ = changes.send(Change::Rebuilt);
+                }
+            }
+            Pending::Swapped(_, Ok(())) => {
+                let _ = changes.send(Change::Rebuilt);
+            }
+            _ => {}
         }
     }
 
@@ -1262,6 +1298,8 @@ impl Pending {
             Pending::Append(reply, result, _) => drop(reply.send(result)),
             Pending::Unit(reply, result) => drop(reply.send(result)),
             Pending::Id(reply, result) => drop(reply.send(result)),
+            Pending::Rebuilt(reply, result) => drop(reply.send(result.map(|r| r.rows))),
+            Pending::Swapped(reply, result) => drop(reply.send(result)),
         }
     }
 
@@ -1270,6 +1308,8 @@ impl Pending {
             Pending::Append(reply, _, _) => drop(reply.send(Err(batch_failed(why)))),
             Pending::Unit(reply, _) => drop(reply.send(Err(batch_failed(why)))),
             Pending::Id(reply, _) => drop(reply.send(Err(batch_failed(why)))),
+            Pending::Rebuilt(reply, _) => drop(reply.send(Err(batch_failed(why)))),
+            Pending::Swapped(reply, _) => drop(reply.send(Err(batch_failed(why)))),
         }
     }
 }
@@ -1491,30 +1531,35 @@ fn mark_rebuilt(conn: &Connection, fold_version: u32) -> Result<(), StoreError> 
 
 fn correct_statuses(
     conn: &Connection,
-    rewrite: &[StatusRow],
+    rewrite: &[(StatusRow, Arc<VideoStatus>)],
     remove: &[String],
     upto: u64,
     fold_version: Option<u32>,
-) -> Result<u64, StoreError> {
+) -> Result<Rebuilt, StoreError> {
     let upto = saturating_i64(upto);
     let mut appended_after = conn.prepare_cached(SELECT_APPENDED_AFTER)?;
-    let mut changed = 0;
-    for row in rewrite {
+    let mut corrected = Vec::with_capacity(rewrite.len());
+    for (row, status) in rewrite {
         if !appended_after.exists(params![row.video_id, upto])? {
             row.insert(conn, UPSERT_STATUS)?;
-            changed += 1;
+            corrected.push(Arc::clone(status));
         }
     }
     let mut delete_status = conn.prepare_cached(DELETE_STATUS)?;
+    let mut removed = 0;
     for video_id in remove {
         if !appended_after.exists(params![video_id, upto])? {
-            changed += delete_status.execute(params![video_id])? as u64;
+            removed += delete_status.execute(params![video_id])? as u64;
         }
     }
     if let Some(fold_version) = fold_version {
         mark_rebuilt(conn, fold_version)?;
     }
-    Ok(changed)
+    Ok(Rebuilt {
+        rows: corrected.len() as u64 + removed,
+        corrected,
+        unannounced: removed > 0,
+    })
 }
 
 /// Frees up to `limit` rows of the table the last swap replaced (all of it, at once, for

@@ -44,15 +44,7 @@ async fn assert_statuses_equal_a_fresh_fold(app: &TestApp) {
 }
 
 fn corrupt_status(app: &TestApp, video_id: &str) {
-    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
-    conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    let changed = conn
-        .execute(
-            "UPDATE status SET doc = json_set(doc, '$.status', 'uploaded') WHERE video_id = ?1",
-            [video_id],
-        )
-        .unwrap();
-    assert_eq!(changed, 1);
+    crate::support::corrupt_status(&app.db_path, video_id);
 }
 
 #[tokio::test]
@@ -69,6 +61,12 @@ async fn an_online_rebuild_while_webhooks_and_subscribers_go_on_loses_nothing_an
     for _ in 0..10 {
         watchers.push(SseClient::connect(&app.url("/events"), &[]).await);
     }
+    let mut corrupted_watcher = SseClient::connect(&app.url("/videos/vid_rb_03/events"), &[]).await;
+    let corrupted = corrupted_watcher.next_status().await;
+    assert!(
+        corrupted.data.contains(r#""status":"uploaded""#),
+        "{corrupted:?}"
+    );
     let senders = async {
         let mut handles = Vec::new();
         for client in 0..4 {
@@ -103,19 +101,82 @@ async fn an_online_rebuild_while_webhooks_and_subscribers_go_on_loses_nothing_an
     );
     assert_statuses_equal_a_fresh_fold(&app).await;
 
-    // No subscriber ever saw a video's version go backwards.
+    // The video's own subscriber got the corrected status, at the version it had.
+    let fixed = corrupted_watcher.next_status().await;
+    assert_eq!(fixed.id, corrupted.id, "a correction moves no version");
+    assert!(fixed.data.contains(r#""status":"ready""#), "{fixed:?}");
+
+    // No subscriber ever saw a video's version go backwards, and a version came twice only
+    // corrected.
     for watcher in &mut watchers {
-        let mut versions: HashMap<String, u64> = HashMap::new();
+        let mut seen: HashMap<String, Value> = HashMap::new();
         while let Some(event) = watcher.next_within(Duration::from_millis(100)).await {
             assert_eq!(event.event, "status", "{event:?}");
             let status: Value = serde_json::from_str(&event.data).unwrap();
             let video = status["video_id"].as_str().unwrap().to_string();
             let version = status["version"].as_u64().unwrap();
-            let before = versions.insert(video.clone(), version).unwrap_or(0);
-            assert!(version > before, "{video} went from {before} to {version}");
+            if let Some(before) = seen.get(&video) {
+                let before_version = before["version"].as_u64().unwrap();
+                assert!(
+                    version > before_version || (version == before_version && status != *before),
+                    "{video} went from {before} to {status}"
+                );
+            }
+            seen.insert(video, status);
         }
-        assert_eq!(versions.len(), 32, "each watcher saw every live video");
+        assert_eq!(
+            seen.len(),
+            33,
+            "each watcher saw every live video and the corrected one"
+        );
+        assert_eq!(seen["vid_rb_03"]["status"], "ready");
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_swapped_in_table_reaches_subscribers_at_the_versions_they_hold() {
+    let app = spawn_app().await;
+    wait_for_rebuild(&app).await;
+    for n in 0..3 {
+        for (id, body) in lifecycle(&format!("vid_swap_{n}"), "ready") {
+            app.deliver("demo", &id, &body).await;
+        }
+    }
+    corrupt_status(&app, "vid_swap_1");
+    let mut video_watcher = SseClient::connect(&app.url("/videos/vid_swap_1/events"), &[]).await;
+    let corrupted = video_watcher.next_status().await;
+    assert!(
+        corrupted.data.contains(r#""status":"uploaded""#),
+        "{corrupted:?}"
+    );
+    let mut untouched_watcher =
+        SseClient::connect(&app.url("/videos/vid_swap_0/events"), &[]).await;
+    untouched_watcher.next_status().await;
+    let mut global_watcher = SseClient::connect(&app.url("/events"), &[]).await;
+
+    // What `video-status rebuild` does: a whole new table, swapped in.
+    video_status::projection::rebuild::rebuild(&app.state.store, |_| {})
+        .await
+        .unwrap();
+
+    let fixed = video_watcher.next_status().await;
+    assert_eq!(fixed.id, corrupted.id, "a rebuild moves no version");
+    assert!(fixed.data.contains(r#""status":"ready""#), "{fixed:?}");
+    let reset = global_watcher
+        .next_within(Duration::from_secs(5))
+        .await
+        .expect("global subscribers are told to refetch");
+    assert_eq!(reset.event, "reset", "{reset:?}");
+    let reason: Value = serde_json::from_str(&reset.data).unwrap();
+    assert_eq!(reason["reason"], "projection_rebuilt");
+    assert!(
+        untouched_watcher
+            .next_within(Duration::from_millis(300))
+            .await
+            .is_none(),
+        "a status the rebuild left as it was is not sent again"
+    );
     app.stop().await;
 }
 

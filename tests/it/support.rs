@@ -294,6 +294,20 @@ where
     }
 }
 
+/// Damages a video's row of the status table behind the server's back (its status becomes
+/// `uploaded`, its version stays), as a rebuild must find and correct.
+pub fn corrupt_status(db_path: &Path, video_id: &str) {
+    let conn = rusqlite::Connection::open(db_path).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let changed = conn
+        .execute(
+            "UPDATE status SET doc = json_set(doc, '$.status', 'uploaded') WHERE video_id = ?1",
+            [video_id],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+}
+
 /// An SSE client over a real HTTP connection, parsed by `eventsource-stream`.
 pub struct SseClient {
     pub status: u16,
