@@ -15,7 +15,9 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use crate::support::{eventually, lifecycle, native, spawn_app_at, spawn_app_with, TestApp};
+use crate::support::{
+    corrupt_status, eventually, lifecycle, native, spawn_app_at, spawn_app_with, TestApp,
+};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -314,6 +316,8 @@ async fn the_live_page_shows_a_lifecycle_as_it_lands_and_reconnects_after_a_rest
     let db_path = app.db_path.clone();
     let dir = app.stop().await;
     wait_connection(&client, "reconnecting").await;
+    // Damaged while the server is down: the page shows the row as stored once it refetches.
+    corrupt_status(&db_path, "vid_browser");
     let app = spawn_app_at(&db_path, |config| {
         config.listen = addr;
         config.sse.retry_ms = 500;
@@ -323,6 +327,16 @@ async fn the_live_page_shows_a_lifecycle_as_it_lands_and_reconnects_after_a_rest
     deliver_all(&app, &lifecycle("vid_after_restart", "failed")).await;
     wait_rows(&client, "vid_after_restart failed", |rows| {
         row_of(rows, "vid_after_restart").is_some_and(|row| row.1 == "failed")
+    })
+    .await;
+    wait_rows(&client, "vid_browser as the damaged row says", |rows| {
+        row_of(rows, "vid_browser").is_some_and(|row| row.1 == "uploaded")
+    })
+    .await;
+    // An online rebuild corrects it at the same version; the page takes it without a reload.
+    assert_eq!(app.post_admin("/admin/rebuild").await.status, 202);
+    wait_rows(&client, "vid_browser ready again", |rows| {
+        row_of(rows, "vid_browser").is_some_and(|row| row.1 == "ready")
     })
     .await;
     let same = client
