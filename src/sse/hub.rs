@@ -8,10 +8,11 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
-use tracing::warn;
+use tracing::{debug, info, warn};
 
 use super::frame::Published;
 use crate::event::VideoId;
@@ -42,6 +43,10 @@ pub enum ResetCause {
     /// A rebuild changed statuses without announcing each (it swapped in a whole table).
     Rebuilt,
 }
+
+/// How often the hub checks whether another process (`video-status rebuild`) swapped in a status
+/// table: that process's writes reach this one's readers at once, but not its change feed.
+const FOREIGN_SWAP_POLL: Duration = Duration::from_secs(2);
 
 /// A video's newest status, shared with the global stream so that its frames are encoded once.
 type Latest = Option<Arc<Published>>;
@@ -193,16 +198,35 @@ fn offer(sender: &watch::Sender<Latest>, status: Arc<Published>) {
 }
 
 async fn follow(hub: Hub, store: Store, mut feed: broadcast::Receiver<Change>) {
+    let mut known_swaps = store.status_table_swaps().await.ok();
+    let mut poll = tokio::time::interval(FOREIGN_SWAP_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        match feed.recv().await {
+        let received = tokio::select! {
+            // What this process committed comes first: its own swap is announced by the feed.
+            biased;
+            received = feed.recv() => received,
+            _ = poll.tick() => {
+                match store.status_table_swaps().await {
+                    Ok(swaps) => {
+                        if known_swaps.is_some_and(|known| known != swaps) {
+                            info!("another process swapped in a status table; resyncing subscribers");
+                            announce_rebuilt(&hub, &store).await;
+                        }
+                        known_swaps = Some(swaps);
+                    }
+                    Err(error) => debug!(%error, "could not check for a swapped-in status table"),
+                }
+                continue;
+            }
+        };
+        match received {
             Ok(Change::Appended(appended)) => hub.publish(appended),
             Ok(Change::Corrected(status)) => hub.publish_correction(status),
             Ok(Change::Rebuilt) => {
-                let _ = hub
-                    .inner
-                    .global
-                    .send(GlobalEvent::Reset(ResetCause::Rebuilt));
-                resync_videos(&hub, &store).await;
+                // This process's own swap moved the count: not another process's.
+                known_swaps = store.status_table_swaps().await.ok().or(known_swaps);
+                announce_rebuilt(&hub, &store).await;
             }
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 warn!(
@@ -210,6 +234,8 @@ async fn follow(hub: Hub, store: Store, mut feed: broadcast::Receiver<Change>) {
                     "hub fell behind the store's change feed; resyncing subscribers"
                 );
                 metrics::counter!("sse_hub_resyncs_total").increment(1);
+                // The resync covers a swap among what was missed.
+                known_swaps = store.status_table_swaps().await.ok().or(known_swaps);
                 let _ = hub
                     .inner
                     .global
@@ -219,6 +245,16 @@ async fn follow(hub: Hub, store: Store, mut feed: broadcast::Receiver<Change>) {
             Err(broadcast::error::RecvError::Closed) => return,
         }
     }
+}
+
+/// Statuses changed without being announced one by one: global subscribers must refetch, and
+/// the watched videos are read again.
+async fn announce_rebuilt(hub: &Hub, store: &Store) {
+    let _ = hub
+        .inner
+        .global
+        .send(GlobalEvent::Reset(ResetCause::Rebuilt));
+    resync_videos(hub, store).await;
 }
 
 /// Re-reads the status of every watched video from the status table (after a lag, or a rebuild

@@ -151,9 +151,12 @@ pub async fn a_replaced_table_is_freed_before_the_next_swap<S: EventStore>(store
         .await
         .unwrap();
     let mut feed = store.changes();
+    let swaps = store.status_table_swaps().await.unwrap();
     store.swap_shadow(shadow, 3, 9).await.unwrap();
-    // A swap changes any status at once: followers hear it as one `Rebuilt`.
+    // A swap changes any status at once: followers hear it as one `Rebuilt`, and followers in
+    // other processes see the count of swaps move.
     assert_eq!(announced(&mut feed), [Change::Rebuilt]);
+    assert_eq!(store.status_table_swaps().await.unwrap(), swaps + 1);
     let next = store.begin_shadow().await.unwrap();
     assert!(matches!(
         store.swap_shadow(next, 3, 9).await,
@@ -728,6 +731,7 @@ pub async fn corrections_rewrite_only_what_differs<S: EventStore>(store: &S) {
         remove: Vec::new(),
     };
     let fold_before = store.fold_version().await.unwrap();
+    let swaps_before = store.status_table_swaps().await.unwrap();
     assert_eq!(
         store
             .correct_statuses(corrections, upto, None)
@@ -795,6 +799,8 @@ pub async fn corrections_rewrite_only_what_differs<S: EventStore>(store: &S) {
         1
     );
     assert_eq!(store.fold_version().await.unwrap(), Some(9));
+    // Corrections are announced row by row, never counted as a swap.
+    assert_eq!(store.status_table_swaps().await.unwrap(), swaps_before);
     // A removal has no status to announce: followers must re-read.
     assert_eq!(announced(&mut feed), [Change::Rebuilt]);
     for id in ["vid_a", "vid_b", "vid_c"] {

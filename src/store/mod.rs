@@ -355,6 +355,11 @@ pub trait EventStore: Send + Sync {
     /// The fold (code) version that built the status table; `None` before any rebuild.
     fn fold_version(&self) -> impl Future<Output = Result<Option<u32>, StoreError>> + Send;
 
+    /// How many times a whole status table was swapped in, by any process. A follower that sees
+    /// it move without hearing [`Change::Rebuilt`] learns that another process (`video-status
+    /// rebuild`) replaced the table under it.
+    fn status_table_swaps(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     fn record_audit(
         &self,
         record: AuditRecord,
@@ -571,6 +576,9 @@ impl EventStore for Store {
     }
     async fn fold_version(&self) -> Result<Option<u32>, StoreError> {
         delegate!(self, s => s.fold_version().await)
+    }
+    async fn status_table_swaps(&self) -> Result<u64, StoreError> {
+        delegate!(self, s => s.status_table_swaps().await)
     }
     async fn free_replaced_statuses(&self, limit: Option<usize>) -> Result<u64, StoreError> {
         delegate!(self, s => s.free_replaced_statuses(limit).await)

@@ -167,6 +167,7 @@ const UPSERT_META: &str = "INSERT INTO store_meta (key, value) VALUES (?1, ?2)
     ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 const SELECT_META: &str = "SELECT value FROM store_meta WHERE key = ?1";
 const FOLD_VERSION_KEY: &str = "fold_version";
+const SWAPS_KEY: &str = "status_table_swaps";
 const INSERT_AUDIT: &str = "INSERT INTO audit_log (provider, event_id, video_id, kind, detail,
     received_at, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 const INSERT_QUARANTINE: &str = "INSERT INTO quarantine (provider, error_code, reason,
@@ -650,6 +651,11 @@ impl EventStore for SqliteStore {
                 .transpose()
         })
         .await
+    }
+
+    async fn status_table_swaps(&self) -> Result<u64, StoreError> {
+        self.read(|conn| Ok(meta_u64(conn, SWAPS_KEY)?.unwrap_or(0)))
+            .await
     }
 
     async fn record_audit(&self, record: AuditRecord) -> Result<(), StoreError> {
@@ -1515,6 +1521,9 @@ fn swap_shadow(
     conn.prepare_cached(KEEP_LATER_STATUSES)?
         .execute(params![saturating_i64(upto)])?;
     conn.execute_batch(SWAP_STATUS_TABLES)?;
+    let swaps = meta_u64(conn, SWAPS_KEY)?.unwrap_or(0) + 1;
+    conn.prepare_cached(UPSERT_META)?
+        .execute(params![SWAPS_KEY, swaps.to_string()])?;
     mark_rebuilt(conn, fold_version)
 }
 

@@ -181,6 +181,45 @@ async fn a_swapped_in_table_reaches_subscribers_at_the_versions_they_hold() {
 }
 
 #[tokio::test]
+async fn a_table_swapped_in_by_video_status_rebuild_beside_the_server_reaches_its_subscribers() {
+    let app = spawn_app().await;
+    wait_for_rebuild(&app).await;
+    for (id, body) in lifecycle("vid_cli", "ready") {
+        app.deliver("demo", &id, &body).await;
+    }
+    corrupt_status(&app, "vid_cli");
+    let mut video_watcher = SseClient::connect(&app.url("/videos/vid_cli/events"), &[]).await;
+    let corrupted = video_watcher.next_status().await;
+    assert!(
+        corrupted.data.contains(r#""status":"uploaded""#),
+        "{corrupted:?}"
+    );
+    let mut global_watcher = SseClient::connect(&app.url("/events"), &[]).await;
+
+    let rebuild = std::process::Command::new(env!("CARGO_BIN_EXE_video-status"))
+        .args(["rebuild", "--store"])
+        .arg(format!("sqlite://{}", app.db_path.display()))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(rebuild.status.success(), "{rebuild:?}");
+
+    // Another process's swap reaches this server's readers at once, and its subscribers once it
+    // notices the count of swaps move (every 2 s).
+    let fixed = video_watcher.next_status().await;
+    assert_eq!(fixed.id, corrupted.id, "a rebuild moves no version");
+    assert!(fixed.data.contains(r#""status":"ready""#), "{fixed:?}");
+    let reset = global_watcher
+        .next_within(Duration::from_secs(5))
+        .await
+        .expect("global subscribers are told to refetch");
+    assert_eq!(reset.event, "reset", "{reset:?}");
+    let reason: Value = serde_json::from_str(&reset.data).unwrap();
+    assert_eq!(reason["reason"], "projection_rebuilt");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn only_one_rebuild_runs_at_a_time_and_the_admin_token_guards_it() {
     let app = spawn_app().await;
     // A new store has no fold version yet: start-up rebuilds it once (an empty log, quickly).
