@@ -52,9 +52,8 @@ fn start_server(db: &Path) -> ServerProcess {
 /// Acknowledged (event id → video id) pairs.
 type Acked = Arc<Mutex<BTreeMap<String, String>>>;
 
-/// Eight clients post signed events until told to stop, recording every 200.
-async fn send_until(url: &str, stop: tokio::sync::watch::Receiver<bool>) -> Acked {
-    let acked: Acked = Arc::default();
+/// Eight clients post signed events until told to stop, recording every 200 in `acked`.
+async fn send_until(url: &str, acked: Acked, stop: tokio::sync::watch::Receiver<bool>) -> Acked {
     let providers = Providers::from_config(&test_providers()).unwrap();
     let demo = providers.get("demo").unwrap();
     let mut clients = Vec::new();
@@ -130,11 +129,18 @@ async fn sigkill_under_load_loses_no_acknowledged_event() {
     let db = dir.path().join("crash.db");
     let mut server = start_server(&db);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let acked: Acked = Arc::default();
     let senders = tokio::spawn({
-        let url = server.url.clone();
-        async move { send_until(&url, stop_rx).await }
+        let (url, acked) = (server.url.clone(), acked.clone());
+        async move { send_until(&url, acked, stop_rx).await }
     });
+    // Killed in the middle of real load: after 1.5 s, and not before 100 acknowledgements (the
+    // whole test suite beside it can slow a debug server down that much).
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while acked.lock().unwrap().len() < 100 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     server.child.kill().unwrap(); // SIGKILL: no chance to flush anything
     server.child.wait().unwrap();
     stop_tx.send(true).unwrap();
@@ -159,7 +165,7 @@ async fn sigterm_drains_in_flight_webhooks_and_exits_zero() {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let senders = tokio::spawn({
         let url = server.url.clone();
-        async move { send_until(&url, stop_rx).await }
+        async move { send_until(&url, Acked::default(), stop_rx).await }
     });
     tokio::time::sleep(Duration::from_millis(800)).await;
     let exit = server.terminate().await;
