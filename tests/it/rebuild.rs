@@ -134,42 +134,70 @@ async fn an_online_rebuild_while_webhooks_and_subscribers_go_on_loses_nothing_an
     app.stop().await;
 }
 
+/// Subscribers of a video whose status row is damaged (`uploaded` where the log says `ready`),
+/// and of every video, waiting for a rebuild to swap in a whole new table.
+struct SwapWatchers {
+    video: SseClient,
+    damaged: eventsource_stream::Event,
+    global: SseClient,
+}
+
+impl SwapWatchers {
+    async fn connect(app: &TestApp, video_id: &str) -> SwapWatchers {
+        for (id, body) in lifecycle(video_id, "ready") {
+            app.deliver("demo", &id, &body).await;
+        }
+        corrupt_status(app, video_id);
+        let mut video =
+            SseClient::connect(&app.url(&format!("/videos/{video_id}/events")), &[]).await;
+        let damaged = video.next_status().await;
+        assert!(
+            damaged.data.contains(r#""status":"uploaded""#),
+            "{damaged:?}"
+        );
+        let global = SseClient::connect(&app.url("/events"), &[]).await;
+        SwapWatchers {
+            video,
+            damaged,
+            global,
+        }
+    }
+
+    /// The video's subscriber gets the fixed status at the version it had; global subscribers
+    /// are told to refetch.
+    async fn assert_told_of_the_swap(mut self) {
+        let fixed = self.video.next_status().await;
+        assert_eq!(fixed.id, self.damaged.id, "a rebuild moves no version");
+        assert!(fixed.data.contains(r#""status":"ready""#), "{fixed:?}");
+        let reset = self
+            .global
+            .next_within(Duration::from_secs(5))
+            .await
+            .expect("global subscribers are told to refetch");
+        assert_eq!(reset.event, "reset", "{reset:?}");
+        let reason: Value = serde_json::from_str(&reset.data).unwrap();
+        assert_eq!(reason["reason"], "projection_rebuilt");
+    }
+}
+
 #[tokio::test]
 async fn a_swapped_in_table_reaches_subscribers_at_the_versions_they_hold() {
     let app = spawn_app().await;
     wait_for_rebuild(&app).await;
-    for n in 0..3 {
-        for (id, body) in lifecycle(&format!("vid_swap_{n}"), "ready") {
-            app.deliver("demo", &id, &body).await;
-        }
+    for (id, body) in lifecycle("vid_swap_0", "ready") {
+        app.deliver("demo", &id, &body).await;
     }
-    corrupt_status(&app, "vid_swap_1");
-    let mut video_watcher = SseClient::connect(&app.url("/videos/vid_swap_1/events"), &[]).await;
-    let corrupted = video_watcher.next_status().await;
-    assert!(
-        corrupted.data.contains(r#""status":"uploaded""#),
-        "{corrupted:?}"
-    );
     let mut untouched_watcher =
         SseClient::connect(&app.url("/videos/vid_swap_0/events"), &[]).await;
     untouched_watcher.next_status().await;
-    let mut global_watcher = SseClient::connect(&app.url("/events"), &[]).await;
+    let watchers = SwapWatchers::connect(&app, "vid_swap_1").await;
 
     // What `video-status rebuild` does: a whole new table, swapped in.
     video_status::projection::rebuild::rebuild(&app.state.store, |_| {})
         .await
         .unwrap();
 
-    let fixed = video_watcher.next_status().await;
-    assert_eq!(fixed.id, corrupted.id, "a rebuild moves no version");
-    assert!(fixed.data.contains(r#""status":"ready""#), "{fixed:?}");
-    let reset = global_watcher
-        .next_within(Duration::from_secs(5))
-        .await
-        .expect("global subscribers are told to refetch");
-    assert_eq!(reset.event, "reset", "{reset:?}");
-    let reason: Value = serde_json::from_str(&reset.data).unwrap();
-    assert_eq!(reason["reason"], "projection_rebuilt");
+    watchers.assert_told_of_the_swap().await;
     assert!(
         untouched_watcher
             .next_within(Duration::from_millis(300))
@@ -184,17 +212,7 @@ async fn a_swapped_in_table_reaches_subscribers_at_the_versions_they_hold() {
 async fn a_table_swapped_in_by_video_status_rebuild_beside_the_server_reaches_its_subscribers() {
     let app = spawn_app().await;
     wait_for_rebuild(&app).await;
-    for (id, body) in lifecycle("vid_cli", "ready") {
-        app.deliver("demo", &id, &body).await;
-    }
-    corrupt_status(&app, "vid_cli");
-    let mut video_watcher = SseClient::connect(&app.url("/videos/vid_cli/events"), &[]).await;
-    let corrupted = video_watcher.next_status().await;
-    assert!(
-        corrupted.data.contains(r#""status":"uploaded""#),
-        "{corrupted:?}"
-    );
-    let mut global_watcher = SseClient::connect(&app.url("/events"), &[]).await;
+    let watchers = SwapWatchers::connect(&app, "vid_cli").await;
 
     let rebuild = std::process::Command::new(env!("CARGO_BIN_EXE_video-status"))
         .args(["rebuild", "--store"])
@@ -206,16 +224,7 @@ async fn a_table_swapped_in_by_video_status_rebuild_beside_the_server_reaches_it
 
     // Another process's swap reaches this server's readers at once, and its subscribers once it
     // notices the count of swaps move (every 2 s).
-    let fixed = video_watcher.next_status().await;
-    assert_eq!(fixed.id, corrupted.id, "a rebuild moves no version");
-    assert!(fixed.data.contains(r#""status":"ready""#), "{fixed:?}");
-    let reset = global_watcher
-        .next_within(Duration::from_secs(5))
-        .await
-        .expect("global subscribers are told to refetch");
-    assert_eq!(reset.event, "reset", "{reset:?}");
-    let reason: Value = serde_json::from_str(&reset.data).unwrap();
-    assert_eq!(reason["reason"], "projection_rebuilt");
+    watchers.assert_told_of_the_swap().await;
     app.stop().await;
 }
 
