@@ -28,7 +28,9 @@ use crate::event::{ProviderName, VideoId};
 use crate::lifecycle::Status;
 use crate::projection::stall::StallPolicy;
 use crate::projection::VideoStatus;
-use crate::sse::{frame, FrameBody, GlobalEvent, Published, ResetCause, VideoSubscription};
+use crate::sse::{
+    frame, same_status, FrameBody, GlobalEvent, Published, ResetCause, VideoSubscription,
+};
 use crate::store::EventStore;
 
 /// Events read from the log per round trip while replaying.
@@ -176,9 +178,10 @@ impl VideoStream {
                 status.version > sent
                     || (status.version == sent
                         && (stalled != self.sent_stalled
-                            || self.sent_status.as_ref().is_some_and(|sent_status| {
-                                !Arc::ptr_eq(sent_status, status) && **sent_status != **status
-                            })))
+                            || self
+                                .sent_status
+                                .as_ref()
+                                .is_some_and(|sent_status| !same_status(sent_status, status))))
             }
         };
         is_new.then_some((published, stalled))

@@ -407,20 +407,15 @@ async fn write_corrections(
     head: u64,
 ) -> Result<u64, StoreError> {
     let StatusCorrections { rewrite, remove } = corrections;
-    let mut transactions: Vec<StatusCorrections> = rewrite
-        .chunks(CORRECTIONS_PER_TRANSACTION)
+    let mut transactions: Vec<StatusCorrections> = in_chunks(rewrite)
         .map(|rewrite| StatusCorrections {
-            rewrite: rewrite.to_vec(),
+            rewrite,
             remove: Vec::new(),
         })
-        .chain(
-            remove
-                .chunks(CORRECTIONS_PER_TRANSACTION)
-                .map(|remove| StatusCorrections {
-                    rewrite: Vec::new(),
-                    remove: remove.to_vec(),
-                }),
-        )
+        .chain(in_chunks(remove).map(|remove| StatusCorrections {
+            rewrite: Vec::new(),
+            remove,
+        }))
         .collect();
     let last = transactions.pop().unwrap_or_default();
     let mut corrected = 0;
@@ -433,6 +428,15 @@ async fn write_corrections(
         .correct_statuses(last, head, Some(FOLD_VERSION))
         .await?;
     Ok(corrected)
+}
+
+/// `items` moved into vectors of [`CORRECTIONS_PER_TRANSACTION`] (the last may hold fewer).
+fn in_chunks<T>(items: Vec<T>) -> impl Iterator<Item = Vec<T>> {
+    let mut items = items.into_iter().peekable();
+    std::iter::from_fn(move || {
+        items.peek()?;
+        Some(items.by_ref().take(CORRECTIONS_PER_TRANSACTION).collect())
+    })
 }
 
 /// The bound just after what `compared_to` covers.

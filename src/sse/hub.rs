@@ -177,19 +177,19 @@ impl Hub {
     }
 }
 
+/// Whether two statuses are the same, version and content: the same `Arc` mostly, and compared
+/// field by field only when a status came twice by different paths (a resync, a correction).
+pub fn same_status(a: &Arc<VideoStatus>, b: &Arc<VideoStatus>) -> bool {
+    Arc::ptr_eq(a, b) || a == b
+}
+
 /// Replaces the watched status by a newer version, or by the same version with other content
 /// (a rebuild corrected it), never by an older one: a late resync read never moves a
 /// subscriber backwards.
 fn offer(sender: &watch::Sender<Latest>, status: Arc<Published>) {
     sender.send_if_modified(|latest| match latest {
         Some(known) if known.status.version > status.status.version => false,
-        Some(known)
-            if known.status.version == status.status.version
-                && (Arc::ptr_eq(&known.status, &status.status)
-                    || known.status == status.status) =>
-        {
-            false
-        }
+        Some(known) if same_status(&known.status, &status.status) => false,
         _ => {
             *latest = Some(status);
             true
@@ -211,7 +211,7 @@ async fn follow(hub: Hub, store: Store, mut feed: broadcast::Receiver<Change>) {
                     Ok(swaps) => {
                         if known_swaps.is_some_and(|known| known != swaps) {
                             info!("another process swapped in a status table; resyncing subscribers");
-                            announce_rebuilt(&hub, &store).await;
+                            reset_and_resync(&hub, &store, ResetCause::Rebuilt).await;
                         }
                         known_swaps = Some(swaps);
                     }
@@ -226,7 +226,7 @@ async fn follow(hub: Hub, store: Store, mut feed: broadcast::Receiver<Change>) {
             Ok(Change::Rebuilt) => {
                 // This process's own swap moved the count: not another process's.
                 known_swaps = store.status_table_swaps().await.ok().or(known_swaps);
-                announce_rebuilt(&hub, &store).await;
+                reset_and_resync(&hub, &store, ResetCause::Rebuilt).await;
             }
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 warn!(
@@ -236,24 +236,17 @@ async fn follow(hub: Hub, store: Store, mut feed: broadcast::Receiver<Change>) {
                 metrics::counter!("sse_hub_resyncs_total").increment(1);
                 // The resync covers a swap among what was missed.
                 known_swaps = store.status_table_swaps().await.ok().or(known_swaps);
-                let _ = hub
-                    .inner
-                    .global
-                    .send(GlobalEvent::Reset(ResetCause::HubLagged));
-                resync_videos(&hub, &store).await;
+                reset_and_resync(&hub, &store, ResetCause::HubLagged).await;
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
     }
 }
 
-/// Statuses changed without being announced one by one: global subscribers must refetch, and
-/// the watched videos are read again.
-async fn announce_rebuilt(hub: &Hub, store: &Store) {
-    let _ = hub
-        .inner
-        .global
-        .send(GlobalEvent::Reset(ResetCause::Rebuilt));
+/// Statuses changed without being announced one by one (`cause`): global subscribers must
+/// refetch, and the watched videos are read again.
+async fn reset_and_resync(hub: &Hub, store: &Store, cause: ResetCause) {
+    let _ = hub.inner.global.send(GlobalEvent::Reset(cause));
     resync_videos(hub, store).await;
 }
 

@@ -940,14 +940,19 @@ enum Pending {
     Swapped(Reply<()>, Result<(), StoreError>),
 }
 
-/// What a rebuild changed in the live status table.
+/// What a rebuild's corrections changed in the live status table.
 struct Rebuilt {
-    /// Rows written or removed: the caller's answer.
-    rows: u64,
     /// Statuses rewritten in place, each announced as [`Change::Corrected`].
     corrected: Vec<Arc<VideoStatus>>,
-    /// Whether other statuses changed (a swap, a removal): announced as [`Change::Rebuilt`].
-    unannounced: bool,
+    /// Rows removed: they have no status to announce, so any makes one [`Change::Rebuilt`].
+    removed: u64,
+}
+
+impl Rebuilt {
+    /// Rows written or removed: the caller's answer.
+    fn rows(&self) -> u64 {
+        self.corrected.len() as u64 + self.removed
+    }
 }
 
 #[derive(Default)]
@@ -1287,7 +1292,7 @@ impl Pending {
                 for status in &rebuilt.corrected {
                     let _ = changes.send(Change::Corrected(Arc::clone(status)));
                 }
-                if rebuilt.unannounced {
+                if rebuilt.removed > 0 {
                     let _ = changes.send(Change::Rebuilt);
                 }
             }
@@ -1304,7 +1309,7 @@ impl Pending {
             Pending::Append(reply, result, _) => drop(reply.send(result)),
             Pending::Unit(reply, result) => drop(reply.send(result)),
             Pending::Id(reply, result) => drop(reply.send(result)),
-            Pending::Rebuilt(reply, result) => drop(reply.send(result.map(|r| r.rows))),
+            Pending::Rebuilt(reply, result) => drop(reply.send(result.map(|r| r.rows()))),
             Pending::Swapped(reply, result) => drop(reply.send(result)),
         }
     }
@@ -1476,9 +1481,7 @@ impl StatusRow {
 }
 
 fn begin_shadow(conn: &Connection) -> Result<u64, StoreError> {
-    let generation = meta_u64(conn, SHADOW_GENERATION_KEY)?.unwrap_or(0) + 1;
-    conn.prepare_cached(UPSERT_META)?
-        .execute(params![SHADOW_GENERATION_KEY, generation.to_string()])?;
+    let generation = count_up(conn, SHADOW_GENERATION_KEY)?;
     conn.execute_batch(&create_shadow(generation))?;
     Ok(generation)
 }
@@ -1521,9 +1524,7 @@ fn swap_shadow(
     conn.prepare_cached(KEEP_LATER_STATUSES)?
         .execute(params![saturating_i64(upto)])?;
     conn.execute_batch(SWAP_STATUS_TABLES)?;
-    let swaps = meta_u64(conn, SWAPS_KEY)?.unwrap_or(0) + 1;
-    conn.prepare_cached(UPSERT_META)?
-        .execute(params![SWAPS_KEY, swaps.to_string()])?;
+    count_up(conn, SWAPS_KEY)?;
     mark_rebuilt(conn, fold_version)
 }
 
@@ -1564,11 +1565,7 @@ fn correct_statuses(
     if let Some(fold_version) = fold_version {
         mark_rebuilt(conn, fold_version)?;
     }
-    Ok(Rebuilt {
-        rows: corrected.len() as u64 + removed,
-        corrected,
-        unannounced: removed > 0,
-    })
+    Ok(Rebuilt { corrected, removed })
 }
 
 /// Frees up to `limit` rows of the table the last swap replaced (all of it, at once, for
@@ -1595,6 +1592,14 @@ fn free_replaced(conn: &Connection, limit: Option<usize>) -> Result<u64, StoreEr
         conn.execute_batch(DROP_REPLACED_TABLE)?;
     }
     Ok(freed as u64)
+}
+
+/// Adds one to the counter `key` of `store_meta` (0 when absent) and answers its new value.
+fn count_up(conn: &Connection, key: &str) -> Result<u64, StoreError> {
+    let value = meta_u64(conn, key)?.unwrap_or(0) + 1;
+    conn.prepare_cached(UPSERT_META)?
+        .execute(params![key, value.to_string()])?;
+    Ok(value)
 }
 
 fn meta_u64(conn: &Connection, key: &str) -> Result<Option<u64>, StoreError> {
