@@ -157,7 +157,8 @@ impl Application {
             hub.close();
         };
         serve_http1(self.listener, routes, shutdown).await;
-        info!("HTTP server drained; stopping video actors");
+        info!("HTTP server drained; stopping a running rebuild and the video actors");
+        self.state.rebuilder.stop().await;
         self.state.videos.shutdown().await;
     }
 }

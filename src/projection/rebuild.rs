@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tracing::{error, info};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::event::{VideoEvent, VideoId};
@@ -134,18 +134,49 @@ pub enum NotStarted {
     Store(#[from] StoreError),
 }
 
-/// Starts and reports online rebuilds; cheap to clone.
+/// Starts, reports and (at shutdown) stops online rebuilds; cheap to clone.
 #[derive(Clone)]
 pub struct Rebuilder {
     store: Store,
     report: Arc<Mutex<RebuildReport>>,
+    /// Turns true once, at shutdown: a running rebuild stops at its next step.
+    stopping: Arc<watch::Sender<bool>>,
+    /// The thread of the last rebuild started, joined by [`Rebuilder::stop`].
+    thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
+
+/// The error a rebuild stopped by shutdown reports.
+const STOPPED_BY_SHUTDOWN: &str =
+    "the server stopped before the rebuild finished; the previous status table stays";
 
 impl Rebuilder {
     pub fn new(store: Store) -> Rebuilder {
         Rebuilder {
             store,
             report: Arc::new(Mutex::new(RebuildReport::idle())),
+            stopping: Arc::new(watch::channel(false).0),
+            thread: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Stops a running rebuild and waits for its thread, so that nothing writes to the store
+    /// once the server has stopped. What it wrote is disposable: the previous status table
+    /// serves, and the next rebuild starts over (a table built by an older fold is rebuilt on
+    /// the next start). Rebuilds started afterwards stop at once.
+    pub async fn stop(&self) {
+        self.stopping.send_replace(true);
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(thread) = thread {
+            if tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .is_err()
+            {
+                error!("the online rebuild's thread could not be joined");
+            }
         }
     }
 
@@ -168,6 +199,7 @@ impl Rebuilder {
             report.clone()
         };
         let this = self.clone();
+        let mut stopping = self.stopping.subscribe();
         // A thread of its own, at the lowest priority, with a runtime of its own: the
         // threads it starts for reading and folding inherit the class, so the rebuild takes the
         // cycles webhooks leave and does not stretch their latency.
@@ -182,26 +214,45 @@ impl Rebuilder {
                         .build()
                         .map_err(|e| StoreError::Unavailable(Box::new(e)))
                         .and_then(|runtime| {
-                            runtime.block_on(rebuild_beside_webhooks(
-                                &this.store,
-                                started,
-                                MAX_CORRECTIONS,
-                                |update| *this.lock() = update.clone(),
-                            ))
+                            runtime.block_on(async {
+                                // Dropped at shutdown between two steps: every write the
+                                // rebuild makes is a transaction of its own, safe to stop after.
+                                tokio::select! {
+                                    outcome = rebuild_beside_webhooks(
+                                        &this.store,
+                                        started,
+                                        MAX_CORRECTIONS,
+                                        |update| *this.lock() = update.clone(),
+                                    ) => outcome.map(Some),
+                                    _ = stopping.wait_for(|stopping| *stopping) => Ok(None),
+                                }
+                            })
                         });
                     this.finish(outcome);
                 }
             });
-        if let Err(error) = spawned {
-            this.finish(Err(StoreError::Unavailable(Box::new(error))));
+        match spawned {
+            Ok(thread) => {
+                *self
+                    .thread
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(thread);
+            }
+            Err(error) => this.finish(Err(StoreError::Unavailable(Box::new(error)))),
         }
         Ok(started)
     }
 
-    fn finish(&self, outcome: Result<RebuildReport, StoreError>) {
+    fn finish(&self, outcome: Result<Option<RebuildReport>, StoreError>) {
         let mut report = self.lock();
         match outcome {
-            Ok(done) => *report = done,
+            Ok(Some(done)) => *report = done,
+            Ok(None) => {
+                info!("{STOPPED_BY_SHUTDOWN}");
+                report.phase = Phase::Failed;
+                report.error = Some(STOPPED_BY_SHUTDOWN.to_string());
+                report.finished_at = Some(Utc::now());
+            }
             Err(error) => {
                 error!(%error, "rebuild failed; the previous status table stays");
                 report.phase = Phase::Failed;
@@ -901,6 +952,23 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert_eq!(rebuilder.report().phase, Phase::Done);
+    }
+
+    #[tokio::test]
+    async fn stopping_waits_for_a_running_rebuild_and_later_ones_stop_at_once() {
+        let (_dir, store) = store_with_a_log().await;
+        let rebuilder = Rebuilder::new(store.clone());
+        rebuilder.start().await.expect("nothing runs");
+        rebuilder.stop().await;
+        let stopped = rebuilder.report();
+        assert!(!stopped.is_running(), "still running: {stopped:?}");
+        assert!(stopped.finished_at.is_some());
+
+        rebuilder.start().await.expect("nothing runs");
+        rebuilder.stop().await;
+        let refused = rebuilder.report();
+        assert_eq!(refused.phase, Phase::Failed);
+        assert_eq!(refused.error.as_deref(), Some(STOPPED_BY_SHUTDOWN));
     }
 
     #[tokio::test]
