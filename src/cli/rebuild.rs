@@ -3,9 +3,8 @@
 //! is `POST /admin/rebuild`), check the stored one against the log, or re-run the current
 //! mappers over the stored raw requests first.
 
-use std::cmp::Ordering;
-use std::collections::VecDeque;
 use std::io::IsTerminal;
+use std::ops::Bound;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -15,11 +14,10 @@ use super::StoreArgs;
 use crate::actor::VideoManager;
 use crate::event::VideoId;
 pub use crate::projection::rebuild::refold_all;
-use crate::projection::rebuild::{rebuild, RebuildReport, Refold};
-use crate::projection::VideoStatus;
+use crate::projection::rebuild::{after, rebuild, RebuildReport, Refold};
 use crate::providers::Providers;
 use crate::remap::{remap, RemapReport};
-use crate::store::{EventStore, StatusQuery, Store};
+use crate::store::{EventStore, LiveStatus, RebuiltStatus, Store};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RebuildArgs {
@@ -156,96 +154,70 @@ impl Progress {
     }
 }
 
-/// Refolds the log and walks the stored statuses beside it, both in video id order, one page of
-/// each at a time: one line per video whose stored status differs from the fold. Returns the
-/// number of videos folded and the lines.
+/// Refolds the log and walks the stored rows beside it, both in video id order, a page of each
+/// at a time: one line per video whose stored row differs from the fold, in its status or in the
+/// global position it records (which decides whether an append's row wins over a rebuild's), or
+/// cannot be read back. Returns the number of videos folded and the lines.
 pub async fn verify(store: &Store) -> anyhow::Result<(u64, Vec<String>)> {
     let head = store.head_position().await?;
     let mut refold = Refold::new(store.clone(), head);
-    let mut stored = StoredStatuses::new(store);
+    let mut compared_to: Bound<VideoId> = Bound::Unbounded;
     let (mut videos, mut lines) = (0, Vec::new());
     while let Some(batch) = refold.next_batch().await? {
-        for fresh in batch.into_iter().map(|rebuilt| rebuilt.status) {
-            videos += 1;
-            let mut found = None;
-            while let Some(next) = stored.peek().await? {
-                match next.video_id.cmp(&fresh.video_id) {
-                    Ordering::Less => {
-                        let orphan = stored.pop();
-                        lines.extend(orphan.map(|old| no_events(&old.video_id)));
-                    }
-                    Ordering::Equal => {
-                        found = stored.pop();
-                        break;
-                    }
-                    Ordering::Greater => break,
-                }
-            }
-            match found {
-                None => lines.push(format!("{}: missing from the status table", fresh.video_id)),
-                Some(old) => lines.extend(difference(&old, &fresh)),
-            }
+        let Some(last) = batch.last().map(|rebuilt| rebuilt.status.video_id.clone()) else {
+            continue;
+        };
+        let stored = store
+            .statuses_between(after(&compared_to), Bound::Included(last.clone()))
+            .await?;
+        compared_to = Bound::Included(last);
+        videos += batch.len() as u64;
+        lines.extend(differences(batch, stored));
+    }
+    let rest = store
+        .statuses_between(after(&compared_to), Bound::Unbounded)
+        .await?;
+    lines.extend(differences(Vec::new(), rest));
+    Ok((videos, lines))
+}
+
+/// The lines for what differs between `folded` and `stored`, both in video id order and covering
+/// the same ids.
+fn differences(folded: Vec<RebuiltStatus>, stored: Vec<LiveStatus>) -> Vec<String> {
+    let mut stored = stored.into_iter().peekable();
+    let mut lines = Vec::new();
+    for fresh in folded {
+        let id = &fresh.status.video_id;
+        while let Some(orphan) = stored.next_if(|row| row.video_id < *id) {
+            lines.push(no_events(&orphan.video_id));
+        }
+        match stored.next_if(|row| row.video_id == *id) {
+            None => lines.push(format!("{id}: missing from the status table")),
+            Some(LiveStatus { stored: None, .. }) => lines.push(format!(
+                "{id}: the stored row cannot be read back as a status"
+            )),
+            Some(LiveStatus {
+                stored: Some(old), ..
+            }) => lines.extend(difference(&old, &fresh)),
         }
     }
-    while stored.peek().await?.is_some() {
-        lines.extend(stored.pop().map(|old| no_events(&old.video_id)));
-    }
-    Ok((videos, lines))
+    lines.extend(stored.map(|orphan| no_events(&orphan.video_id)));
+    lines
 }
 
 fn no_events(video_id: &VideoId) -> String {
     format!("{video_id}: in the status table but has no events in the log")
 }
 
-/// The stored statuses in video id order, read a page at a time.
-struct StoredStatuses<'s> {
-    store: &'s Store,
-    page: VecDeque<VideoStatus>,
-    after: Option<VideoId>,
-    done: bool,
-}
-
-impl<'s> StoredStatuses<'s> {
-    fn new(store: &'s Store) -> StoredStatuses<'s> {
-        StoredStatuses {
-            store,
-            page: VecDeque::new(),
-            after: None,
-            done: false,
-        }
-    }
-
-    /// The next stored status; `None` at the end.
-    async fn peek(&mut self) -> anyhow::Result<Option<&VideoStatus>> {
-        if self.page.is_empty() && !self.done {
-            let page = self
-                .store
-                .list_statuses(StatusQuery {
-                    after: self.after.take(),
-                    limit: 1000,
-                    ..StatusQuery::default()
-                })
-                .await?;
-            self.done = page.next_after.is_none();
-            self.after = page.next_after;
-            self.page = page.videos.into();
-        }
-        Ok(self.page.front())
-    }
-
-    fn pop(&mut self) -> Option<VideoStatus> {
-        self.page.pop_front()
-    }
-}
-
-/// The line for a video whose stored status differs from the fold, naming the fields.
-fn difference(stored: &VideoStatus, fresh: &VideoStatus) -> Option<String> {
+/// The line for a video whose stored row differs from the fold, naming the fields (and the
+/// row's global position, which is not part of the status a client reads).
+fn difference(stored: &RebuiltStatus, fresh: &RebuiltStatus) -> Option<String> {
     if stored == fresh {
         return None;
     }
-    let old = serde_json::to_value(stored).unwrap_or_default();
-    let new = serde_json::to_value(fresh).unwrap_or_default();
-    let fields: Vec<String> = new
+    let old = serde_json::to_value(&stored.status).unwrap_or_default();
+    let new = serde_json::to_value(&fresh.status).unwrap_or_default();
+    let mut fields: Vec<String> = new
         .as_object()
         .into_iter()
         .flatten()
@@ -258,5 +230,11 @@ fn difference(stored: &VideoStatus, fresh: &VideoStatus) -> Option<String> {
             )
         })
         .collect();
-    Some(format!("{}: {}", fresh.video_id, fields.join("; ")))
+    if stored.position != fresh.position {
+        fields.push(format!(
+            "position (of its last event in the log): stored {} != log {}",
+            stored.position, fresh.position
+        ));
+    }
+    Some(format!("{}: {}", fresh.status.video_id, fields.join("; ")))
 }

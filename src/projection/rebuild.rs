@@ -491,7 +491,7 @@ fn in_chunks<T>(items: Vec<T>) -> impl Iterator<Item = Vec<T>> {
 }
 
 /// The bound just after what `compared_to` covers.
-fn after(compared_to: &Bound<VideoId>) -> Bound<VideoId> {
+pub(crate) fn after(compared_to: &Bound<VideoId>) -> Bound<VideoId> {
     match compared_to {
         Bound::Included(id) | Bound::Excluded(id) => Bound::Excluded(id.clone()),
         Bound::Unbounded => Bound::Unbounded,

@@ -206,21 +206,33 @@ async fn rebuild_verify_passes_on_a_true_projection_and_catches_a_corrupted_row(
     );
 
     let conn = rusqlite::Connection::open(&db_path).unwrap();
-    let changed = conn
-        .execute(
-            "UPDATE status SET doc = json_set(doc, '$.status', 'processing') WHERE video_id = 'vid_verify_2'",
-            [],
-        )
-        .unwrap();
-    assert_eq!(changed, 1);
+    for damage in [
+        "UPDATE status SET doc = json_set(doc, '$.status', 'processing') WHERE video_id = 'vid_verify_2'",
+        // Not part of the status a client reads, but it decides whether an append's row wins
+        // over a rebuild's: a wrong one would keep the row from ever being corrected.
+        "UPDATE status SET position = position + 1000 WHERE video_id = 'vid_verify_1'",
+        "UPDATE status SET doc = '{' WHERE video_id = 'vid_verify_3'",
+    ] {
+        assert_eq!(conn.execute(damage, []).unwrap(), 1, "{damage}");
+    }
     drop(conn);
     let caught = verify(&store_url);
     let stdout = String::from_utf8_lossy(&caught.stdout);
     assert!(!caught.status.success(), "{stdout}");
+    let line = |video: &str| {
+        stdout
+            .lines()
+            .find(|line| line.contains(video))
+            .unwrap_or_else(|| panic!("no line for {video}: {stdout}"))
+            .to_string()
+    };
+    assert!(line("vid_verify_2").contains("status: stored \"processing\" != log \"ready\""));
+    assert!(line("vid_verify_1").contains("position"), "{stdout}");
     assert!(
-        stdout.contains("vid_verify_2") && stdout.contains("status"),
+        line("vid_verify_3").contains("cannot be read back"),
         "{stdout}"
     );
+    assert!(!stdout.contains("vid_verify_0"), "{stdout}");
 
     // A plain rebuild repairs it.
     let rebuild = Command::new(env!("CARGO_BIN_EXE_video-status"))
