@@ -145,6 +145,9 @@ pub struct Rebuilder {
     thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
+/// How long [`Rebuilder::stop`] waits for a running rebuild to notice.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The error a rebuild stopped by shutdown reports.
 const STOPPED_BY_SHUTDOWN: &str =
     "the server stopped before the rebuild finished; the previous status table stays";
@@ -170,13 +173,24 @@ impl Rebuilder {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take();
-        if let Some(thread) = thread {
-            if tokio::task::spawn_blocking(move || thread.join())
-                .await
-                .is_err()
-            {
-                error!("the online rebuild's thread could not be joined");
-            }
+        let Some(thread) = thread else {
+            return;
+        };
+        // Its threads run in the idle scheduling class: other processes busy on its core could
+        // starve it for long, and a shutdown must not hang on that.
+        match tokio::time::timeout(
+            STOP_WAIT,
+            tokio::task::spawn_blocking(move || thread.join()),
+        )
+        .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => error!("the online rebuild's thread could not be joined"),
+            Err(_) => tracing::warn!(
+                waited_secs = STOP_WAIT.as_secs(),
+                "the online rebuild did not stop in time; stopping without it (each of its \
+                 writes is a transaction of its own, and the previous status table serves)"
+            ),
         }
     }
 
