@@ -21,8 +21,8 @@ use crate::event::{VideoEvent, VideoId};
 use crate::lifecycle::{fold_state, FOLD_VERSION};
 use crate::projection::VideoStatus;
 use crate::store::{
-    EventStore, LiveStatus, RebuiltStatus, StatusCorrections, Store, StoreError, StoredEvent,
-    StreamCursor,
+    EventStore, LiveStatus, RebuiltStatus, StatusCorrections, StatusQuery, Store, StoreError,
+    StoredEvent, StreamCursor,
 };
 
 /// Events read from the log per round trip, shared out between the ranges folded at once: the
@@ -276,11 +276,19 @@ impl Rebuilder {
         }
     }
 
-    /// On start: a status table built by another fold version, or by none recorded (a new
-    /// store), is rebuilt in the background (the old one serves until the swap).
+    /// On start: a status table built by another fold version, or by none recorded (a store
+    /// written before fold versions were), is rebuilt in the background (the old one serves
+    /// until the swap). A new store, with neither events nor statuses, is recorded as built by
+    /// this fold at once: there is nothing to fold.
     pub async fn rebuild_if_fold_changed(&self) -> Result<bool, StoreError> {
         match self.store.fold_version().await? {
             Some(FOLD_VERSION) => return Ok(false),
+            None if self.store_is_new().await? => {
+                self.store
+                    .correct_statuses(StatusCorrections::default(), 0, Some(FOLD_VERSION))
+                    .await?;
+                return Ok(false);
+            }
             Some(found) => info!(
                 found,
                 fold_version = FOLD_VERSION,
@@ -297,6 +305,21 @@ impl Rebuilder {
             Err(NotStarted::AlreadyRunning(_)) => Ok(false),
             Err(NotStarted::Store(error)) => Err(error),
         }
+    }
+
+    /// No event in the log and no row in the status table.
+    async fn store_is_new(&self) -> Result<bool, StoreError> {
+        if self.store.head_position().await? > 0 {
+            return Ok(false);
+        }
+        let any_status = self
+            .store
+            .list_statuses(StatusQuery {
+                limit: 1,
+                ..StatusQuery::default()
+            })
+            .await?;
+        Ok(any_status.videos.is_empty())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, RebuildReport> {
@@ -890,7 +913,6 @@ mod tests {
     use super::*;
     use crate::event::EventKind;
     use crate::store::conformance::{append_request, sample_event};
-    use crate::store::StatusQuery;
     use std::future::Future;
     use std::task::Poll;
     use std::time::Duration;
@@ -966,6 +988,29 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert_eq!(rebuilder.report().phase, Phase::Done);
+    }
+
+    #[tokio::test]
+    async fn a_new_store_is_recorded_as_built_by_this_fold_and_one_with_events_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("new.db").display());
+        let new = Store::open(&url).await.unwrap();
+        assert_eq!(new.fold_version().await.unwrap(), None);
+        let rebuilder = Rebuilder::new(new.clone());
+        assert!(!rebuilder.rebuild_if_fold_changed().await.unwrap());
+        assert_eq!(rebuilder.report().phase, Phase::Idle);
+        assert_eq!(new.fold_version().await.unwrap(), Some(FOLD_VERSION));
+
+        // A log without a recorded fold version: written before versions were recorded.
+        let (_dir, store) = store_with_a_log().await;
+        assert_eq!(store.fold_version().await.unwrap(), None);
+        let rebuilder = Rebuilder::new(store.clone());
+        assert!(rebuilder.rebuild_if_fold_changed().await.unwrap());
+        while rebuilder.report().is_running() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(rebuilder.report().phase, Phase::Done);
+        assert_eq!(store.fold_version().await.unwrap(), Some(FOLD_VERSION));
     }
 
     #[tokio::test]
