@@ -181,9 +181,13 @@ fn parse_args() -> anyhow::Result<Mode> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // As the service binary does (src/main.rs).
-    video_status::allocator::return_freed_memory_promptly();
-    let sizes = match parse_args()? {
+    let mode = parse_args()?;
+    // As the binary does (src/main.rs): phase 2 measures what `video-status rebuild` runs,
+    // with mimalloc's defaults; phase 3 runs the server, which returns freed memory at once.
+    if !matches!(mode, Mode::Measure(_)) {
+        video_status::allocator::return_freed_memory_promptly();
+    }
+    let sizes = match mode {
         Mode::Measure(path) => return measure_child(&path).await,
         Mode::WriteLog(path, sizes) => {
             build_log(&path, &sizes).await?;

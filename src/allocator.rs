@@ -17,9 +17,10 @@ const PURGE_DELAY: mi_option_t = 15;
 /// Milliseconds between freeing memory and returning it to the system.
 const PROMPT_PURGE_DELAY_MS: std::ffi::c_long = 0;
 
-/// Call first thing in `main` (the binary does, before its runtime starts threads): freed
-/// memory goes back to the system at once, and arenas reserved from here on commit their pages
-/// as they are used.
+/// Call first thing in `main` (the binary does for `serve`, before its runtime starts
+/// threads): freed memory goes back to the system at once, and arenas reserved from here on
+/// commit their pages as they are used. Not for short batch runs such as `video-status
+/// rebuild`, which reuse their memory page after page and pay for every return.
 /// mimalloc's own environment variables (`MIMALLOC_PURGE_DELAY`, ...) still win: an option
 /// set there is left as it is.
 pub fn return_freed_memory_promptly() {
