@@ -4,7 +4,6 @@
 //! mappers over the stored raw requests first.
 
 use std::io::IsTerminal;
-use std::ops::Bound;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -14,7 +13,7 @@ use super::StoreArgs;
 use crate::actor::VideoManager;
 use crate::event::VideoId;
 pub use crate::projection::rebuild::refold_all;
-use crate::projection::rebuild::{after, rebuild, RebuildReport, Refold};
+use crate::projection::rebuild::{rebuild, FoldBesideLive, RebuildReport};
 use crate::providers::Providers;
 use crate::remap::{remap, RemapReport};
 use crate::store::{EventStore, LiveStatus, RebuiltStatus, Store};
@@ -160,24 +159,12 @@ impl Progress {
 /// cannot be read back. Returns the number of videos folded and the lines.
 pub async fn verify(store: &Store) -> anyhow::Result<(u64, Vec<String>)> {
     let head = store.head_position().await?;
-    let mut refold = Refold::new(store.clone(), head);
-    let mut compared_to: Bound<VideoId> = Bound::Unbounded;
+    let mut walk = FoldBesideLive::new(store.clone(), head);
     let (mut videos, mut lines) = (0, Vec::new());
-    while let Some(batch) = refold.next_batch().await? {
-        let Some(last) = batch.last().map(|rebuilt| rebuilt.status.video_id.clone()) else {
-            continue;
-        };
-        let stored = store
-            .statuses_between(after(&compared_to), Bound::Included(last.clone()))
-            .await?;
-        compared_to = Bound::Included(last);
-        videos += batch.len() as u64;
-        lines.extend(differences(batch, stored));
+    while let Some((folded, stored)) = walk.next().await? {
+        videos += folded.len() as u64;
+        lines.extend(differences(folded, stored));
     }
-    let rest = store
-        .statuses_between(after(&compared_to), Bound::Unbounded)
-        .await?;
-    lines.extend(differences(Vec::new(), rest));
     Ok((videos, lines))
 }
 

@@ -257,23 +257,27 @@ impl Rebuilder {
         Ok(started)
     }
 
+    /// Records how the rebuild ended: its final report, or why it did not finish (`None`: the
+    /// server stopped it).
     fn finish(&self, outcome: Result<Option<RebuildReport>, StoreError>) {
         let mut report = self.lock();
-        match outcome {
-            Ok(Some(done)) => *report = done,
+        let why = match outcome {
+            Ok(Some(done)) => {
+                *report = done;
+                return;
+            }
             Ok(None) => {
                 info!("{STOPPED_BY_SHUTDOWN}");
-                report.phase = Phase::Failed;
-                report.error = Some(STOPPED_BY_SHUTDOWN.to_string());
-                report.finished_at = Some(Utc::now());
+                STOPPED_BY_SHUTDOWN.to_string()
             }
             Err(error) => {
                 error!(%error, "rebuild failed; the previous status table stays");
-                report.phase = Phase::Failed;
-                report.error = Some(error.to_string());
-                report.finished_at = Some(Utc::now());
+                error.to_string()
             }
-        }
+        };
+        report.phase = Phase::Failed;
+        report.error = Some(why);
+        report.finished_at = Some(Utc::now());
     }
 
     /// On start: a status table built by another fold version, or by none recorded (a store
@@ -437,34 +441,17 @@ async fn correct_in_place(
     let head = report.position;
     let started = Instant::now();
     progress(&report);
-    let mut refold = Refold::new(store.clone(), head);
+    let mut walk = FoldBesideLive::new(store.clone(), head);
     let mut corrections = StatusCorrections::default();
-    // The live rows compared so far are those up to this bound: a row between two folded
-    // videos belongs to a video without a status in the log, and goes.
-    let mut compared_to: Bound<VideoId> = Bound::Unbounded;
-    while let Some(batch) = refold.next_batch().await? {
-        report.events_done += refold.take_events_read();
-        if let Some(last) = batch.last() {
-            let last = last.status.video_id.clone();
-            let live = store
-                .statuses_between(after(&compared_to), Bound::Included(last.clone()))
-                .await?;
-            compared_to = Bound::Included(last);
-            report.videos += batch.len() as u64;
-            compare(batch, live, head, &mut corrections);
-            if corrections.len() > most {
-                return Ok(None);
-            }
+    while let Some((folded, live)) = walk.next().await? {
+        report.events_done += walk.take_events_read();
+        report.videos += folded.len() as u64;
+        compare(folded, live, head, &mut corrections);
+        if corrections.len() > most {
+            return Ok(None);
         }
         report.events_per_sec = report.events_done as f64 / started.elapsed().as_secs_f64();
         progress(&report);
-    }
-    let rest = store
-        .statuses_between(after(&compared_to), Bound::Unbounded)
-        .await?;
-    compare(Vec::new(), rest, head, &mut corrections);
-    if corrections.len() > most {
-        return Ok(None);
     }
     // Appends made while folding wrote complete statuses; the correction keeps those rows.
     report.phase = Phase::CatchingUp;
@@ -528,7 +515,7 @@ fn in_chunks<T>(items: Vec<T>) -> impl Iterator<Item = Vec<T>> {
 }
 
 /// The bound just after what `compared_to` covers.
-pub(crate) fn after(compared_to: &Bound<VideoId>) -> Bound<VideoId> {
+fn after(compared_to: &Bound<VideoId>) -> Bound<VideoId> {
     match compared_to {
         Bound::Included(id) | Bound::Excluded(id) => Bound::Excluded(id.clone()),
         Bound::Unbounded => Bound::Unbounded,
@@ -699,6 +686,63 @@ pub async fn refold_all(store: &Store) -> Result<BTreeMap<VideoId, VideoStatus>,
         }
     }
     Ok(statuses)
+}
+
+/// The log folded up to a global position, a page at a time, beside the live status rows of the
+/// same videos: what an online rebuild compares before it corrects, and what `rebuild --verify`
+/// reports. Each step hands back a page's folded statuses and the live rows from just after the
+/// previous step's last video to this page's last one, both in video id order, so that a live
+/// row between two folded videos (a video without a status in the log) comes with the page it
+/// falls in. The last step hands back the live rows past every folded video.
+pub struct FoldBesideLive {
+    store: Store,
+    refold: Refold,
+    /// The live rows handed back so far are those up to this bound.
+    compared_to: Bound<VideoId>,
+    finished: bool,
+}
+
+impl FoldBesideLive {
+    pub fn new(store: Store, head: u64) -> FoldBesideLive {
+        FoldBesideLive {
+            refold: Refold::new(store.clone(), head),
+            store,
+            compared_to: Bound::Unbounded,
+            finished: false,
+        }
+    }
+
+    /// Events read since the last call.
+    pub fn take_events_read(&mut self) -> u64 {
+        self.refold.take_events_read()
+    }
+
+    /// The next page's folded statuses and the live rows beside them; `None` once both ended.
+    pub async fn next(
+        &mut self,
+    ) -> Result<Option<(Vec<RebuiltStatus>, Vec<LiveStatus>)>, StoreError> {
+        if self.finished {
+            return Ok(None);
+        }
+        let Some(folded) = self.refold.next_batch().await? else {
+            self.finished = true;
+            let rest = self
+                .store
+                .statuses_between(after(&self.compared_to), Bound::Unbounded)
+                .await?;
+            return Ok(Some((Vec::new(), rest)));
+        };
+        let Some(last) = folded.last().map(|rebuilt| rebuilt.status.video_id.clone()) else {
+            // One stream filled the page: no video ended in it.
+            return Ok(Some((folded, Vec::new())));
+        };
+        let live = self
+            .store
+            .statuses_between(after(&self.compared_to), Bound::Included(last.clone()))
+            .await?;
+        self.compared_to = Bound::Included(last);
+        Ok(Some((folded, live)))
+    }
 }
 
 /// The log folded stream by stream up to a global position, a page at a time: each
