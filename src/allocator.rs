@@ -1,4 +1,6 @@
-//! How the service's allocator (mimalloc, the binary's `#[global_allocator]`) gives memory back.
+//! How the service's allocators give memory back: mimalloc (the binary's `#[global_allocator]`)
+//! for Rust's allocations, and the C library's malloc, which SQLite allocates its page caches
+//! with.
 //!
 //! mimalloc's defaults keep what was freed for a second before returning it to the system, and
 //! commit its arenas eagerly, so that a purge only marks pages reusable instead of unmapping
@@ -36,6 +38,31 @@ pub fn return_freed_memory_promptly() {
     }
 }
 
+/// Bytes of free memory glibc may keep at the top of a heap before it gives them back.
+const C_HEAP_TRIM_THRESHOLD: std::ffi::c_int = 64 << 20;
+
+/// Keeps the C heap's freed pages mapped instead of giving them back to the system past glibc's
+/// default 128 KiB. Why: a read transaction that finds the database changed since its last one
+/// empties its connection's page cache (one `free` per page), and the next read `malloc`s the
+/// pages again, growing the heap and faulting its pages in anew. Walking the log beside the
+/// rebuild's writes did that for every page read: 3-4% of a rebuild's CPU went to `sysmalloc`,
+/// page faults and `madvise`, a third of that after this (docs/benchmarks.md). What this keeps
+/// is bounded by SQLite's own peak (each
+/// connection's `cache_size`), not by this threshold. Returns false where the C library has no
+/// such setting or refused it; nothing else changes then.
+pub fn keep_freed_c_heap_mapped() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: `mallopt` sets a malloc tunable under glibc's own lock; any value is valid
+        // for M_TRIM_THRESHOLD.
+        unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, C_HEAP_TRIM_THRESHOLD) == 1 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +89,11 @@ mod tests {
         return_freed_memory_promptly();
         assert_unless_set(ARENA_EAGER_COMMIT, "MIMALLOC_ARENA_EAGER_COMMIT", 0);
         assert_unless_set(PURGE_DELAY, "MIMALLOC_PURGE_DELAY", PROMPT_PURGE_DELAY_MS);
+    }
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn glibc_takes_the_trim_threshold() {
+        assert!(keep_freed_c_heap_mapped());
     }
 }

@@ -286,6 +286,8 @@ impl SqliteStore {
                 "sqlite:// needs a file path; an in-memory database is not durable".into(),
             ));
         }
+        // SQLite's page caches live on the C heap; see the function for why this matters.
+        crate::allocator::keep_freed_c_heap_mapped();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         }
