@@ -47,9 +47,9 @@ const C_HEAP_TRIM_THRESHOLD: std::ffi::c_int = 64 << 20;
 /// pages again, growing the heap and faulting its pages in anew. Walking the log beside the
 /// rebuild's writes did that for every page read: 3-4% of a rebuild's CPU went to `sysmalloc`,
 /// page faults and `madvise`, a third of that after this (docs/benchmarks.md). What this keeps
-/// is bounded by SQLite's own peak (each
-/// connection's `cache_size`), not by this threshold. Returns false where the C library has no
-/// such setting or refused it; nothing else changes then.
+/// is bounded by SQLite's own peak (each connection's `cache_size`), not by this threshold.
+/// Returns false where the C library has no such setting or refused it; nothing else changes
+/// then.
 pub fn keep_freed_c_heap_mapped() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
