@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     // The server runs for months through bursts of videos, and its memory should come back
     // after each. The other commands run once and exit: `rebuild` holds a bounded working set
     // that it frees and reuses page after page, and returning it to the system at once cost it
-    // 6-9% of its throughput (docs/benchmarks.md).
+    // 6-10% of its throughput (docs/benchmarks.md).
     if matches!(cli.command, cli::Command::Serve(_)) {
         video_status::allocator::return_freed_memory_promptly();
     }
