@@ -685,7 +685,13 @@ fn make_stale(db: &Path, rows: usize) -> anyhow::Result<()> {
          (SELECT video_id FROM status ORDER BY random() LIMIT ?1)",
         [i64::try_from(rows)?],
     )?;
-    println!("    made {changed} status rows stale");
+    // Copied into the database file now, so that the round does not meet the checkpoint of
+    // this setup step: what it measures is the rebuild's own writes.
+    let (frames, copied): (i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            Ok((row.get(1)?, row.get(2)?))
+        })?;
+    println!("    made {changed} status rows stale ({copied} of {frames} WAL frames checkpointed)");
     Ok(())
 }
 
@@ -702,19 +708,41 @@ async fn load_during_rebuild(
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let rebuilder = state.rebuilder.clone();
     let done = Arc::new(AtomicBool::new(false));
+    let begun = Instant::now();
     let watcher = tokio::spawn({
         let done = done.clone();
         async move {
-            while rebuilder.report().is_running() {
+            let mut swapping_from = None;
+            loop {
+                let report = rebuilder.report();
+                if !report.is_running() {
+                    break;
+                }
+                if swapping_from.is_none() && report.phase == Phase::Swapping {
+                    swapping_from = Some(begun.elapsed());
+                }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             done.store(true, Ordering::SeqCst);
+            swapping_from
         }
     });
     let during = load.run(&format!("during{round}"), done).await?;
-    watcher.await?;
+    let swapping_from = watcher.await?;
     let report = state.rebuilder.report();
     anyhow::ensure!(report.phase == Phase::Done, "online rebuild: {report:?}");
+    if let Some(from) = swapping_from {
+        let (folding, swapping) = during.split_at(from);
+        println!(
+            "    while folding: {} webhooks in {:.1} s, p99 {}; while swapping (and freeing the \
+             replaced table): {} webhooks, p99 {}",
+            folding.latencies.len(),
+            from.as_secs_f64(),
+            ms(folding.percentile(0.99)),
+            swapping.latencies.len(),
+            ms(swapping.percentile(0.99))
+        );
+    }
     Ok((during, report))
 }
 
@@ -778,6 +806,17 @@ impl LoadReport {
         }
         let index = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
         sorted[index]
+    }
+
+    /// The webhooks sent before `at` (from the start of the window), and those sent after.
+    fn split_at(&self, at: Duration) -> (LoadReport, LoadReport) {
+        let (mut before, mut after) = (LoadReport::default(), LoadReport::default());
+        for (&latency, &sent) in self.latencies.iter().zip(&self.sent_at) {
+            let part = if sent < at { &mut before } else { &mut after };
+            part.latencies.push(latency);
+            part.sent_at.push(sent);
+        }
+        (before, after)
     }
 
     /// The `n` slowest webhooks of one window, each with when it was sent: whether a tail
