@@ -30,8 +30,10 @@ use crate::store::{
 const READ_BATCH: usize = 6_000;
 /// Most statuses per write to the shadow table (and rows per step of freeing the table a swap
 /// replaced). An online rebuild shares the store's writer with the webhooks, which run first
-/// but wait for the write in progress: 64 rows take a few tenths of a millisecond.
-const SHADOW_BATCH: usize = 64;
+/// but wait for the write in progress. Measured beside 1,000 webhooks/s while every row of
+/// 100k was rewritten (docs/benchmarks.md): 64 rows per write raised the webhooks' p99 about
+/// 2x over idle, 32 rows 1.4-1.5x, 16 rows 1.1x; the rebuild took 9, 15-18 and 28-33 s.
+const SHADOW_BATCH: usize = 32;
 /// Statuses per shadow write when nothing else writes (`video-status rebuild`): each write is a
 /// transaction, and fewer of them cost less.
 const SHADOW_BATCH_ALONE: usize = 5_000;
