@@ -842,7 +842,10 @@ impl Load {
     fn new(url: &str, providers: &Providers, rate: usize) -> anyhow::Result<Load> {
         Ok(Load {
             url: format!("{url}/webhooks/demo"),
-            client: reqwest::Client::builder().http1_only().no_proxy().build()?,
+            client: video_status::http_client::client_builder()
+                .http1_only()
+                .no_proxy()
+                .build()?,
             provider: providers.get("demo").context("the demo provider")?,
             rate,
         })

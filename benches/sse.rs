@@ -892,7 +892,7 @@ fn demo_signer() -> anyhow::Result<Arc<Provider>> {
 }
 
 fn http_client(pool: usize) -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
+    video_status::http_client::client_builder()
         .http1_only()
         .no_proxy()
         .pool_max_idle_per_host(pool)

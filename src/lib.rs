@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod correlation;
 pub mod event;
+pub mod http_client;
 pub mod ingress;
 pub mod lifecycle;
 pub mod projection;

@@ -118,6 +118,8 @@ fn tracer_provider(
     settings: &config::Telemetry,
     endpoint: Option<&str>,
 ) -> anyhow::Result<SdkTracerProvider> {
+    // The exporter builds its own reqwest client.
+    crate::http_client::install_crypto_provider();
     let mut exporter = SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary);

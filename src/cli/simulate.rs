@@ -504,7 +504,7 @@ pub async fn drive(
     concurrency: usize,
 ) -> anyhow::Result<Report> {
     let concurrency = concurrency.max(1);
-    let client = reqwest::Client::builder()
+    let client = crate::http_client::client_builder()
         .http1_only()
         .no_proxy()
         .pool_max_idle_per_host(concurrency)

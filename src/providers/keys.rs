@@ -398,7 +398,7 @@ fn jwks_source(location: &str) -> Result<JwksSource, ConfigIssue> {
         }
         _ => return Err(invalid("must be an https:// URL or a file path")),
     }
-    let mut client = reqwest::Client::builder()
+    let mut client = crate::http_client::client_builder()
         .timeout(FETCH_TIMEOUT)
         .connect_timeout(FETCH_TIMEOUT);
     if is_loopback(&url) {

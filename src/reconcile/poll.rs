@@ -152,7 +152,7 @@ impl Poller {
         correlator: Correlator,
         max_body_bytes: usize,
     ) -> Result<Poller, PollSetupError> {
-        let client = reqwest::Client::builder()
+        let client = crate::http_client::client_builder()
             .timeout(config.timeout())
             .connect_timeout(config.timeout())
             .user_agent(concat!("video-status/", env!("CARGO_PKG_VERSION")))

@@ -94,7 +94,7 @@ pub async fn spawn_app_at(db_path: &Path, tweak: impl FnOnce(&mut Config)) -> Te
     }));
     TestApp {
         addr,
-        client: reqwest::Client::new(),
+        client: video_status::http_client::client_builder().build().unwrap(),
         state,
         db_path: db_path.to_path_buf(),
         providers,
@@ -319,7 +319,10 @@ impl SseClient {
     pub async fn connect(url: &str, headers: &[(&str, &str)]) -> SseClient {
         use eventsource_stream::Eventsource;
         use futures_util::StreamExt;
-        let mut request = reqwest::Client::new().get(url);
+        let mut request = video_status::http_client::client_builder()
+            .build()
+            .unwrap()
+            .get(url);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
