@@ -18,10 +18,83 @@ pub fn client_builder() -> reqwest::ClientBuilder {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn a_client_builds_with_ring_installed() {
-        super::client_builder().build().expect("a client");
-        let provider = rustls::crypto::CryptoProvider::get_default().expect("a provider");
-        assert!(!provider.cipher_suites.is_empty());
+    use std::sync::Arc;
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A test CA and a server certificate for 127.0.0.1 it signed (P-256, valid 2000-2126).
+    const CA: &[u8] = include_bytes!("../tests/fixtures/tls/ca.pem");
+    const SERVER_CERT: &[u8] = include_bytes!("../tests/fixtures/tls/server.pem");
+    const SERVER_KEY: &[u8] = include_bytes!("../tests/fixtures/tls/server.key.pem");
+
+    /// Serves one HTTPS request with `200 ok` on a loopback port, and answers the port.
+    async fn one_https_answer() -> u16 {
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from_pem_slice(SERVER_CERT).unwrap()],
+            PrivateKeyDer::from_pem_slice(SERVER_KEY).unwrap(),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            // A client that refuses the certificate ends the handshake: nothing to answer.
+            let Ok(mut tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 1024];
+            while !request.ends_with(b"\r\n\r\n") {
+                let read = tls.read(&mut buffer).await.unwrap();
+                assert!(read > 0, "the client closed before its request ended");
+                request.extend_from_slice(&buffer[..read]);
+            }
+            let answer = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+            tls.write_all(answer.as_bytes()).await.unwrap();
+            tls.shutdown().await.unwrap();
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn a_client_speaks_https_to_a_server_its_roots_trust() {
+        let port = one_https_answer().await;
+        let client = super::client_builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(CA).unwrap())
+            .no_proxy()
+            .build()
+            .expect("a client");
+        let response = client
+            .get(format!("https://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .expect("a TLS handshake and an answer");
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.text().await.unwrap(), "ok");
+    }
+
+    #[tokio::test]
+    async fn a_client_refuses_a_server_no_root_vouches_for() {
+        let port = one_https_answer().await;
+        let client = super::client_builder()
+            .no_proxy()
+            .build()
+            .expect("a client");
+        let error = client
+            .get(format!("https://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .expect_err("an unknown issuer");
+        let chain = format!("{error:?}");
+        assert!(chain.contains("UnknownIssuer"), "{chain}");
     }
 }

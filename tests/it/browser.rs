@@ -57,7 +57,7 @@ impl ChromeDriver {
             profile,
         };
         let status = format!("http://127.0.0.1:{port}/status");
-        let http = video_status::http_client::client_builder().build().unwrap();
+        let http = crate::support::http_client();
         let ready = eventually(WAIT, || {
             let (http, status) = (&http, &status);
             async move {

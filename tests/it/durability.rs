@@ -60,7 +60,7 @@ async fn send_until(url: &str, acked: Acked, stop: tokio::sync::watch::Receiver<
     for client_no in 0..8 {
         let (acked, demo, url, stop) = (acked.clone(), demo.clone(), url.to_string(), stop.clone());
         clients.push(tokio::spawn(async move {
-            let http = video_status::http_client::client_builder().build().unwrap();
+            let http = crate::support::http_client();
             let mut n = 0u64;
             while !*stop.borrow() {
                 // Half the events share videos with other clients, half are the client's own.
@@ -95,7 +95,7 @@ async fn send_until(url: &str, acked: Acked, stop: tokio::sync::watch::Receiver<
 }
 
 async fn assert_all_present_once(url: &str, acked: &BTreeMap<String, String>) {
-    let http = video_status::http_client::client_builder().build().unwrap();
+    let http = crate::support::http_client();
     let videos: BTreeSet<&String> = acked.values().collect();
     let mut found: BTreeMap<String, usize> = BTreeMap::new();
     for video in videos {

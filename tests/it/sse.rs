@@ -219,9 +219,7 @@ async fn resuming_beyond_the_replay_horizon_gets_a_reset() {
 #[tokio::test]
 async fn keep_alive_comments_arrive_on_an_idle_stream() {
     let app = spawn_app_with(|config| config.sse.keep_alive_secs = 1).await;
-    let mut response = video_status::http_client::client_builder()
-        .build()
-        .unwrap()
+    let mut response = crate::support::http_client()
         .get(app.url("/events"))
         .send()
         .await

@@ -80,6 +80,13 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     app
 }
 
+/// A plain HTTP client, as the service builds its own (see `video_status::http_client`).
+pub fn http_client() -> reqwest::Client {
+    video_status::http_client::client_builder()
+        .build()
+        .expect("an HTTP client")
+}
+
 /// Starts a server on an existing database file (restart tests).
 pub async fn spawn_app_at(db_path: &Path, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = test_config(db_path);
@@ -94,7 +101,7 @@ pub async fn spawn_app_at(db_path: &Path, tweak: impl FnOnce(&mut Config)) -> Te
     }));
     TestApp {
         addr,
-        client: video_status::http_client::client_builder().build().unwrap(),
+        client: http_client(),
         state,
         db_path: db_path.to_path_buf(),
         providers,
@@ -319,10 +326,7 @@ impl SseClient {
     pub async fn connect(url: &str, headers: &[(&str, &str)]) -> SseClient {
         use eventsource_stream::Eventsource;
         use futures_util::StreamExt;
-        let mut request = video_status::http_client::client_builder()
-            .build()
-            .unwrap()
-            .get(url);
+        let mut request = http_client().get(url);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }

@@ -90,9 +90,7 @@ async fn each_webhook_is_one_trace_exported_over_otlp_http() {
         "2026-11-23T10:00:00Z",
     ))
     .unwrap();
-    let mut request = video_status::http_client::client_builder()
-        .build()
-        .unwrap()
+    let mut request = crate::support::http_client()
         .post(format!("{}/webhooks/demo", server.url))
         .body(body.clone());
     for (name, value) in demo.sign("evt_traced_1", Utc::now(), &body).unwrap() {
