@@ -65,17 +65,22 @@ mod tests {
         port
     }
 
-    #[tokio::test]
-    async fn a_client_speaks_https_to_a_server_its_roots_trust() {
+    /// A GET to a fresh [`one_https_answer`] server, with a client from `client`.
+    async fn get_over_https(
+        client: reqwest::ClientBuilder,
+    ) -> Result<reqwest::Response, reqwest::Error> {
         let port = one_https_answer().await;
-        let client = super::client_builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(CA).unwrap())
-            .no_proxy()
-            .build()
-            .expect("a client");
-        let response = client
+        let client = client.no_proxy().build().expect("a client");
+        client
             .get(format!("https://127.0.0.1:{port}/"))
             .send()
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_client_speaks_https_to_a_server_its_roots_trust() {
+        let root = reqwest::Certificate::from_pem(CA).unwrap();
+        let response = get_over_https(super::client_builder().add_root_certificate(root))
             .await
             .expect("a TLS handshake and an answer");
         assert_eq!(response.status(), 200);
@@ -84,14 +89,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_client_refuses_a_server_no_root_vouches_for() {
-        let port = one_https_answer().await;
-        let client = super::client_builder()
-            .no_proxy()
-            .build()
-            .expect("a client");
-        let error = client
-            .get(format!("https://127.0.0.1:{port}/"))
-            .send()
+        let error = get_over_https(super::client_builder())
             .await
             .expect_err("an unknown issuer");
         let chain = format!("{error:?}");
