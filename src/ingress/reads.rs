@@ -218,7 +218,18 @@ fn decode_cursor(cursor: &str) -> Result<VideoId, ApiError> {
 #[derive(Serialize)]
 struct History<'a> {
     video_id: &'a VideoId,
-    events: &'a [HistoryEntry],
+    events: Vec<HistoryItem<'a>>,
+}
+
+/// One event of a history, with the status right after it in the shape `GET /videos/{id}` gives
+/// (`version`: the events folded so far; stalled as of the event's time), so that a UI can show
+/// each step as it stood. A rejected event leaves the status as it was; `null` only before any
+/// event was accepted.
+#[derive(Serialize)]
+struct HistoryItem<'a> {
+    #[serde(flatten)]
+    entry: &'a HistoryEntry,
+    state_after: Option<StatusView<'a>>,
 }
 
 pub async fn history(
@@ -242,8 +253,27 @@ pub async fn history(
         return Err(video_not_found(&video_id));
     }
     let fold = Fold::from_events(stored.into_iter().map(|s| s.event));
+    let entries = fold.history();
+    let statuses: Vec<Option<VideoStatus>> = fold
+        .states_after()
+        .into_iter()
+        .zip(1..)
+        .map(|(after, version)| {
+            after.map(|after| VideoStatus::from_state(video_id.clone(), after, version))
+        })
+        .collect();
+    let events = entries
+        .iter()
+        .zip(&statuses)
+        .map(|(entry, status)| HistoryItem {
+            entry,
+            state_after: status
+                .as_ref()
+                .map(|status| state.stalls.view(status, entry.occurred_at)),
+        })
+        .collect();
     Ok(warp::reply::json(&History {
         video_id: &video_id,
-        events: &fold.history(),
+        events,
     }))
 }

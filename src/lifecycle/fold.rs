@@ -207,6 +207,22 @@ impl Fold {
             .collect()
     }
 
+    /// The state after each event, in fold order, beside [`Fold::history`]: a rejected event
+    /// leaves the state the events before it reached (`None` until an event was accepted).
+    pub fn states_after(&self) -> Vec<Option<VideoState>> {
+        let mut state: Option<VideoState> = None;
+        self.events
+            .iter()
+            .zip(&self.decided)
+            .map(|(event, decided)| {
+                if decided.outcome == Outcome::Accepted {
+                    apply_in_place_or_start(&mut state, event);
+                }
+                state.clone()
+            })
+            .collect()
+    }
+
     /// The events, in fold order.
     pub fn events(&self) -> &[VideoEvent] {
         &self.events
@@ -233,20 +249,11 @@ impl Fold {
     /// Decides and applies an event that sorts after every known one.
     fn push(&mut self, event: VideoEvent) {
         let decided = match decide(self.state.as_ref(), &event) {
-            Decision::Accept => {
-                let status = match &mut self.state {
-                    Some(known) => {
-                        apply_in_place(known, &event);
-                        known.status
-                    }
-                    None => self.state.insert(apply(None, &event)).status,
-                };
-                Decided {
-                    outcome: Outcome::Accepted,
-                    reason: None,
-                    status_after: Some(status),
-                }
-            }
+            Decision::Accept => Decided {
+                outcome: Outcome::Accepted,
+                reason: None,
+                status_after: Some(apply_in_place_or_start(&mut self.state, &event)),
+            },
             Decision::Reject(rejection) => Decided {
                 outcome: Outcome::Rejected,
                 reason: Some(rejection.reason),
@@ -264,6 +271,17 @@ impl Fold {
         for event in events {
             self.push(event);
         }
+    }
+}
+
+/// Applies an accepted event to `state`, starting it when there is none; answers the status.
+fn apply_in_place_or_start(state: &mut Option<VideoState>, event: &VideoEvent) -> Status {
+    match state {
+        Some(known) => {
+            apply_in_place(known, event);
+            known.status
+        }
+        None => state.insert(apply(None, event)).status,
     }
 }
 

@@ -241,6 +241,15 @@ proptest! {
     }
 
     #[test]
+    fn the_state_after_each_event_is_the_fold_of_the_events_up_to_it(events in stream()) {
+        let fold = Fold::from_events(events);
+        let states = fold.states_after();
+        prop_assert_eq!(&states, &states_after_each(&fold));
+        let last = states.last().cloned().flatten();
+        prop_assert_eq!(last.as_ref(), fold.state());
+    }
+
+    #[test]
     fn rejected_events_change_nothing(events in stream()) {
         let fold = Fold::from_events(events);
         let states = states_after_each(&fold);

@@ -129,6 +129,70 @@ async fn processing_after_ready_is_kept_but_rejected_as_a_regression() {
 }
 
 #[tokio::test]
+async fn history_shows_the_status_after_each_event() {
+    let app = spawn_app().await;
+    // Delivered in reverse, then a regression: each step is the fold of the events before it in
+    // event time, not what had arrived.
+    for (id, body) in lifecycle("vid_steps", "ready").into_iter().rev() {
+        app.deliver("demo", &id, &body).await;
+    }
+    let late = native(
+        "late-start",
+        "processing.started",
+        "vid_steps",
+        "2026-11-23T10:05:00.000Z",
+    );
+    assert_eq!(app.deliver("demo", "late-start", &late).await.status, 200);
+    let history = app.get("/videos/vid_steps/history").await;
+    assert_eq!(history.status, 200, "{}", history.text);
+    let events = history.body["events"].as_array().unwrap();
+    let steps: Vec<(&str, u64)> = events
+        .iter()
+        .map(|e| {
+            let after = &e["state_after"];
+            (
+                after["status"].as_str().unwrap(),
+                after["version"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("uploaded", 1),
+            ("processing", 2),
+            ("processing", 3),
+            ("processed", 4),
+            ("ready", 5),
+            ("ready", 6)
+        ],
+        "{}",
+        history.text
+    );
+    assert_eq!(
+        events[1]["state_after"]["progress"],
+        serde_json::Value::Null
+    );
+    assert_eq!(events[2]["state_after"]["progress"], 50.0);
+    assert_eq!(
+        events[2]["state_after"]["last_event_at"],
+        "2026-11-23T10:00:10Z"
+    );
+    assert_eq!(
+        events[4]["state_after"]["assets"]["resolutions"],
+        json!(["1080p", "720p"])
+    );
+    // The regression keeps the status it found; the state after the last event is the status.
+    assert_eq!(events[5]["outcome"], "rejected");
+    assert_eq!(events[5]["status_after"], serde_json::Value::Null);
+    assert_eq!(
+        events[5]["state_after"],
+        app.get("/videos/vid_steps").await.body
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn redeliveries_are_answered_duplicate_and_stored_once() {
     let app = spawn_app().await;
     let body = native(
