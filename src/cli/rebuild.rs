@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
 use super::StoreArgs;
 use crate::actor::VideoManager;
@@ -111,9 +111,16 @@ impl Progress {
             let bar = ProgressBar::new(0);
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{msg:10} [{bar:40}] {pos}/{len} events, {per_sec}, ETA {eta}",
+                    "{msg:10} [{bar:40}] {human_pos}/{human_len} events, {rate}, ETA {eta}",
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
+                // indicatif's own `{per_sec}` prints four decimals of events per second.
+                .with_key(
+                    "rate",
+                    |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.0} events/s", state.per_sec());
+                    },
+                )
                 .progress_chars("=> "),
             );
             Progress::Bar(bar)
