@@ -93,18 +93,24 @@ async fn failed_lifecycle_reports_the_error() {
     app.stop().await;
 }
 
+/// A `processing.started` (event id `late-start`) stamped after the `ready` of [`lifecycle`]:
+/// a regression.
+fn late_processing_start(video_id: &str) -> serde_json::Value {
+    native(
+        "late-start",
+        "processing.started",
+        video_id,
+        "2026-11-23T10:05:00.000Z",
+    )
+}
+
 #[tokio::test]
 async fn processing_after_ready_is_kept_but_rejected_as_a_regression() {
     let app = spawn_app().await;
     for (id, body) in lifecycle("vid_regress", "ready") {
         app.deliver("demo", &id, &body).await;
     }
-    let late = native(
-        "late-start",
-        "processing.started",
-        "vid_regress",
-        "2026-11-23T10:05:00.000Z",
-    );
+    let late = late_processing_start("vid_regress");
     let answer = app.deliver("demo", "late-start", &late).await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.body["status"], "accepted");
@@ -136,12 +142,7 @@ async fn history_shows_the_status_after_each_event() {
     for (id, body) in lifecycle("vid_steps", "ready").into_iter().rev() {
         app.deliver("demo", &id, &body).await;
     }
-    let late = native(
-        "late-start",
-        "processing.started",
-        "vid_steps",
-        "2026-11-23T10:05:00.000Z",
-    );
+    let late = late_processing_start("vid_steps");
     assert_eq!(app.deliver("demo", "late-start", &late).await.status, 200);
     let history = app.get("/videos/vid_steps/history").await;
     assert_eq!(history.status, 200, "{}", history.text);
