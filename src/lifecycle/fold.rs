@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::table::{apply, apply_in_place, apply_owned, decide, Decision};
+use super::table::{apply_in_place_or_start, apply_owned, decide, Decision};
 use super::{Status, VideoState};
 use crate::event::{EventId, EventKind, ProviderName, Source, VideoEvent};
 
@@ -271,17 +271,6 @@ impl Fold {
         for event in events {
             self.push(event);
         }
-    }
-}
-
-/// Applies an accepted event to `state`, starting it when there is none; answers the status.
-fn apply_in_place_or_start(state: &mut Option<VideoState>, event: &VideoEvent) -> Status {
-    match state {
-        Some(known) => {
-            apply_in_place(known, event);
-            known.status
-        }
-        None => state.insert(apply(None, event)).status,
     }
 }
 

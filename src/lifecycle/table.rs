@@ -193,6 +193,18 @@ pub fn apply_in_place(known: &mut VideoState, event: &VideoEvent) {
     }
 }
 
+/// [`apply_in_place`], starting the state from the event when there is none yet (as
+/// [`apply_owned`] does for an owned event); answers the status it leaves.
+pub fn apply_in_place_or_start(state: &mut Option<VideoState>, event: &VideoEvent) -> Status {
+    match state {
+        Some(known) => {
+            apply_in_place(known, event);
+            known.status
+        }
+        None => state.insert(apply(None, event)).status,
+    }
+}
+
 fn progress_after(state: Option<&VideoState>, kind: &EventKind) -> Option<f64> {
     let known = state.and_then(|s| s.progress);
     match kind {
