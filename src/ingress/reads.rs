@@ -96,7 +96,7 @@ async fn status_at(
         None => Err(ApiError::not_found(
             "no_status_at_time",
             format!(
-                "video {video_id:?} had no event at or before {}",
+                "video {video_id} had no event at or before {}",
                 at.to_rfc3339()
             ),
         )),
@@ -123,7 +123,7 @@ fn check_video_access(
 fn video_not_found(video_id: &VideoId) -> ApiError {
     ApiError::not_found(
         "video_not_found",
-        format!("no event was ever received for video {video_id:?}"),
+        format!("no event was ever received for video {video_id}"),
     )
 }
 

@@ -396,6 +396,10 @@ async fn the_status_at_a_past_event_time_is_what_a_ui_showed_then() {
         (before.status, before.body["error"].as_str()),
         (404, Some("no_status_at_time"))
     );
+    assert_eq!(
+        before.body["message"],
+        "video vid_then had no event at or before 2026-11-23T09:00:00+00:00"
+    );
     assert_eq!(app.get("/videos/vid_then?at=yesterday").await.status, 400);
     app.stop().await;
 }

@@ -84,6 +84,11 @@ async fn unknown_routes_answer_json_404() {
     let missing = app.get("/videos/never_seen").await;
     assert_eq!(missing.status, 404);
     assert_eq!(missing.body["error"], "video_not_found");
+    // The id as the client wrote it, not a Rust type's debug form.
+    assert_eq!(
+        missing.body["message"],
+        "no event was ever received for video never_seen"
+    );
     app.stop().await;
 }
 
