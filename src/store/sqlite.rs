@@ -168,6 +168,8 @@ const UPSERT_META: &str = "INSERT INTO store_meta (key, value) VALUES (?1, ?2)
 const SELECT_META: &str = "SELECT value FROM store_meta WHERE key = ?1";
 const FOLD_VERSION_KEY: &str = "fold_version";
 const SWAPS_KEY: &str = "status_table_swaps";
+/// When `/readyz` last saw a write commit (see [`probe_write`]).
+const READY_PROBE_KEY: &str = "ready_probe_at";
 const INSERT_AUDIT: &str = "INSERT INTO audit_log (provider, event_id, video_id, kind, detail,
     received_at, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 const INSERT_QUARANTINE: &str = "INSERT INTO quarantine (provider, error_code, reason,
@@ -913,6 +915,7 @@ enum Job {
     ReleaseQuarantined(u64, Reply<()>),
     LinkAliases(VideoId, Vec<VideoId>, Reply<()>),
     SaveSnapshot(Box<Snapshot>, Reply<()>),
+    /// `/readyz`: answered `Ok` once a small write committed (see [`probe_write`]).
     Ping(Reply<()>),
 }
 
@@ -1132,7 +1135,7 @@ struct Batch<'c> {
     conn: &'c Connection,
     /// Set when the whole transaction is lost: every request of the batch will be `Unavailable`.
     aborted: Option<String>,
-    /// Requests that may have written (pings excluded).
+    /// Requests that may have written.
     writes: usize,
 }
 
@@ -1264,8 +1267,8 @@ impl Job {
                     Ok(())
                 }),
             ),
-            // Answered with the batch: Ok only once the writer could take the lock and commit.
-            Job::Ping(reply) => Pending::Unit(reply, Ok(())),
+            // Answered with the batch: Ok only once its write committed.
+            Job::Ping(reply) => Pending::Unit(reply, batch.run(probe_write)),
         }
     }
 }
@@ -1594,6 +1597,15 @@ fn free_replaced(conn: &Connection, limit: Option<usize>) -> Result<u64, StoreEr
         conn.execute_batch(DROP_REPLACED_TABLE)?;
     }
     Ok(freed as u64)
+}
+
+/// What `/readyz` asks of the store: one row rewritten, committed with the batch it joins. A
+/// transaction that writes nothing commits even on a full disk, where every append fails with
+/// 503: the probe has to need the disk as an append does.
+fn probe_write(conn: &Connection) -> Result<(), StoreError> {
+    conn.prepare_cached(UPSERT_META)?
+        .execute(params![READY_PROBE_KEY, text_from_instant(Utc::now())])?;
+    Ok(())
 }
 
 /// Adds one to the counter `key` of `store_meta` (0 when absent) and answers its new value.
@@ -2291,10 +2303,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn ping_answers_and_commits_nothing() {
-        let (_dir, store) = fresh().await;
+    async fn ping_commits_a_write_and_appends_nothing() {
+        let (dir, store) = fresh().await;
         store.ping().await.unwrap();
-        assert_eq!(store.stats(), StoreStats::default());
+        assert_eq!(
+            store.stats(),
+            StoreStats {
+                commits: 1,
+                appended: 0
+            }
+        );
+        let conn = Connection::open(db_path(&dir)).unwrap();
+        let probed: String = conn
+            .query_row(SELECT_META, [READY_PROBE_KEY], |row| row.get(0))
+            .unwrap();
+        instant_from_text(&probed).unwrap();
     }
 
     #[test]
