@@ -35,6 +35,21 @@ pub(crate) fn subscriber_access(
     Ok(state.subscribers.access(bearer.or(query_token))?)
 }
 
+/// A path segment as the client meant it, percent-decoded. warp hands a segment over as it was
+/// sent, and a client must encode an id with a space, a slash or any non-ASCII letter (the live
+/// page does, with `encodeURIComponent`): read raw, such a video would be one nobody can read.
+/// Not UTF-8 once decoded: the route does not match (404).
+struct Segment(String);
+
+impl std::str::FromStr for Segment {
+    type Err = std::str::Utf8Error;
+
+    fn from_str(sent: &str) -> Result<Segment, Self::Err> {
+        let decoded = percent_encoding::percent_decode_str(sent).decode_utf8()?;
+        Ok(Segment(decoded.into_owned()))
+    }
+}
+
 fn with_state(
     state: AppState,
 ) -> impl Filter<Extract = (AppState,), Error = std::convert::Infallible> + Clone {
@@ -47,21 +62,21 @@ fn with_state(
 pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
     // Paths before methods: an unknown path must reject as 404, not as 405 from the first
     // method filter it met.
-    let webhook = warp::path!("webhooks" / String)
+    let webhook = warp::path!("webhooks" / Segment)
         .and(warp::post())
         .and(warp::header::headers_cloned())
         .and(warp::body::stream())
         .and(with_state(state.clone()))
-        .and_then(|provider, headers, body, state| async move {
+        .and_then(|Segment(provider), headers, body, state| async move {
             reject::respond(webhook::receive(provider, headers, body, state).await)
         });
 
-    let status = warp::path!("videos" / String)
+    let status = warp::path!("videos" / Segment)
         .and(warp::get())
         .and(warp::query::<reads::StatusParams>())
         .and(warp::header::headers_cloned())
         .and(with_state(state.clone()))
-        .and_then(|id, params, headers, state| async move {
+        .and_then(|Segment(id), params, headers, state| async move {
             reject::respond(reads::get_status(id, params, headers, state).await)
         });
     let list = warp::path!("videos")
@@ -72,20 +87,20 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
         .and_then(|params, headers, state| async move {
             reject::respond(reads::list(params, headers, state).await)
         });
-    let history = warp::path!("videos" / String / "history")
+    let history = warp::path!("videos" / Segment / "history")
         .and(warp::get())
         .and(warp::query::<reads::TokenParam>())
         .and(warp::header::headers_cloned())
         .and(with_state(state.clone()))
-        .and_then(|id, params, headers, state| async move {
+        .and_then(|Segment(id), params, headers, state| async move {
             reject::respond(reads::history(id, params, headers, state).await)
         });
-    let video_events = warp::path!("videos" / String / "events")
+    let video_events = warp::path!("videos" / Segment / "events")
         .and(warp::get())
         .and(warp::query::<events::VideoStreamParams>())
         .and(warp::header::headers_cloned())
         .and(with_state(state.clone()))
-        .and_then(|id, params, headers, state| async move {
+        .and_then(|Segment(id), params, headers, state| async move {
             reject::respond(events::video_stream(id, params, headers, state).await)
         });
     let all_events = warp::path!("events")

@@ -403,3 +403,48 @@ async fn the_status_at_a_past_event_time_is_what_a_ui_showed_then() {
     assert_eq!(app.get("/videos/vid_then?at=yesterday").await.status, 400);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_video_id_that_needs_encoding_in_a_url_reads_back_through_its_encoded_path() {
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+
+    let app = spawn_app().await;
+    // What a customer's passthrough id can be: a space, a slash, `?`, `#`, `%`, a non-ASCII letter.
+    let video_id = "tenant 7/clip é?v=2#50%";
+    let events = [
+        ("enc-1", "uploaded", "2026-11-23T10:00:00.000Z"),
+        ("enc-2", "processing.progress", "2026-11-23T10:00:05.000Z"),
+    ];
+    for (event_id, kind, at) in events {
+        let answer = app
+            .deliver("demo", event_id, &native(event_id, kind, video_id, at))
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        assert_eq!(answer.body["video_id"], video_id);
+    }
+    // As any HTTP client library or `encodeURIComponent` writes it.
+    let encoded = utf8_percent_encode(video_id, NON_ALPHANUMERIC).to_string();
+
+    let status = app.get(&format!("/videos/{encoded}")).await;
+    assert_eq!(status.status, 200, "{}", status.text);
+    assert_eq!(status.body["video_id"], video_id);
+    assert_eq!(status.body["status"], "processing");
+
+    let history = app.get(&format!("/videos/{encoded}/history")).await;
+    assert_eq!(history.status, 200, "{}", history.text);
+    assert_eq!(history.body["events"].as_array().map(Vec::len), Some(2));
+
+    let mut subscriber =
+        crate::support::SseClient::connect(&app.url(&format!("/videos/{encoded}/events")), &[])
+            .await;
+    assert_eq!(subscriber.status, 200);
+    let first: serde_json::Value =
+        serde_json::from_str(&subscriber.next_status().await.data).unwrap();
+    assert_eq!(first["video_id"], video_id);
+
+    // Bytes that decode to no text name no video.
+    let garbled = app.get("/videos/%FF%FE").await;
+    assert_eq!(garbled.status, 404, "{}", garbled.text);
+    assert_eq!(garbled.body["error"], "not_found");
+    app.stop().await;
+}
