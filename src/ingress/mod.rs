@@ -50,6 +50,12 @@ impl std::str::FromStr for Segment {
     }
 }
 
+/// GET, and HEAD for the same answer without its body (hyper leaves the body out): HTTP asks
+/// every server for HEAD where it has GET, and uptime monitors and load balancers check with it.
+fn get_or_head() -> impl Filter<Extract = (), Error = warp::Rejection> + Copy {
+    warp::get().or(warp::head()).unify()
+}
+
 fn with_state(
     state: AppState,
 ) -> impl Filter<Extract = (AppState,), Error = std::convert::Infallible> + Clone {
@@ -72,7 +78,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
         });
 
     let status = warp::path!("videos" / Segment)
-        .and(warp::get())
+        .and(get_or_head())
         .and(warp::query::<reads::StatusParams>())
         .and(warp::header::headers_cloned())
         .and(with_state(state.clone()))
@@ -80,7 +86,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
             reject::respond(reads::get_status(id, params, headers, state).await)
         });
     let list = warp::path!("videos")
-        .and(warp::get())
+        .and(get_or_head())
         .and(warp::query::<reads::ListParams>())
         .and(warp::header::headers_cloned())
         .and(with_state(state.clone()))
@@ -88,7 +94,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
             reject::respond(reads::list(params, headers, state).await)
         });
     let history = warp::path!("videos" / Segment / "history")
-        .and(warp::get())
+        .and(get_or_head())
         .and(warp::query::<reads::TokenParam>())
         .and(warp::header::headers_cloned())
         .and(with_state(state.clone()))
@@ -96,7 +102,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
             reject::respond(reads::history(id, params, headers, state).await)
         });
     let video_events = warp::path!("videos" / Segment / "events")
-        .and(warp::get())
+        .and(get_or_head())
         .and(warp::query::<events::VideoStreamParams>())
         .and(warp::header::headers_cloned())
         .and(with_state(state.clone()))
@@ -104,7 +110,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
             reject::respond(events::video_stream(id, params, headers, state).await)
         });
     let all_events = warp::path!("events")
-        .and(warp::get())
+        .and(get_or_head())
         .and(warp::query::<events::GlobalStreamParams>())
         .and(warp::header::headers_cloned())
         .and(with_state(state.clone()))
@@ -112,11 +118,11 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
             reject::respond(events::global_stream(params, headers, state).await)
         });
     let page = warp::path::end()
-        .and(warp::get())
+        .and(get_or_head())
         .map(|| warp::reply::html(LIVE_PAGE));
 
     let quarantine = warp::path!("admin" / "quarantine")
-        .and(warp::get())
+        .and(get_or_head())
         .and(warp::query::<admin::PageParams>())
         .and(warp::header::headers_cloned())
         .and(with_state(state.clone()))
@@ -124,7 +130,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
             reject::respond(admin::quarantine(params, headers, state).await)
         });
     let audit = warp::path!("admin" / "audit")
-        .and(warp::get())
+        .and(get_or_head())
         .and(warp::query::<admin::AuditParams>())
         .and(warp::header::headers_cloned())
         .and(with_state(state.clone()))
@@ -148,21 +154,21 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
             reject::respond(admin::start_rebuild(headers, state).await)
         });
     let rebuild_report = warp::path!("admin" / "rebuild")
-        .and(warp::get())
+        .and(get_or_head())
         .and(warp::header::headers_cloned())
         .and(with_state(state.clone()))
         .and_then(|headers: HeaderMap, state| async move {
             reject::respond(admin::rebuild_report(headers, state).await)
         });
     let healthz = warp::path!("healthz")
-        .and(warp::get())
+        .and(get_or_head())
         .then(health::healthz);
     let readyz = warp::path!("readyz")
-        .and(warp::get())
+        .and(get_or_head())
         .and(with_state(state.clone()))
         .then(health::readyz);
     let metrics = warp::path!("metrics")
-        .and(warp::get())
+        .and(get_or_head())
         .and(with_state(state.clone()))
         .then(health::metrics);
 

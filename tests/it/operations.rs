@@ -26,6 +26,56 @@ async fn health_readiness_and_metrics_answer() {
 }
 
 #[tokio::test]
+async fn head_answers_as_get_does_without_a_body() {
+    let app = spawn_app().await;
+    let (id, body) = lifecycle("vid_head", "ready").remove(0);
+    app.deliver("demo", &id, &body).await;
+    let client = crate::support::http_client();
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/videos/vid_head",
+        "/videos?limit=5",
+        "/",
+    ] {
+        let got = app.get(path).await;
+        let head = client.head(app.url(path)).send().await.unwrap();
+        assert_eq!(head.status(), 200, "HEAD {path}");
+        let length = head.headers()[reqwest::header::CONTENT_LENGTH].clone();
+        assert_eq!(
+            length.to_str().unwrap(),
+            got.text.len().to_string(),
+            "{path}"
+        );
+        assert!(head.bytes().await.unwrap().is_empty(), "{path}");
+    }
+    let missing = client
+        .head(app.url("/videos/never_seen"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    // A stream's headers, and the answer ends rather than staying open as the stream would.
+    let stream = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.head(app.url("/videos/vid_head/events")).send(),
+    )
+    .await
+    .expect("HEAD of a stream answers at once")
+    .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert_eq!(
+        stream.headers()[reqwest::header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    let rest = tokio::time::timeout(Duration::from_secs(5), stream.bytes()).await;
+    assert!(rest.expect("the answer ends").unwrap().is_empty());
+    let post_only = client.head(app.url("/webhooks/demo")).send().await.unwrap();
+    assert_eq!(post_only.status(), 405);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn each_providers_deliveries_show_in_readyz_and_metrics() {
     let app = spawn_app().await;
     let (id, body) = lifecycle("vid_provider_health", "ready").remove(0);
