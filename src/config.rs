@@ -606,10 +606,55 @@ fn default_poll_timeout_secs() -> u64 {
 /// Start-up stops on this, naming the key and the reason.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("config: {0}")]
-    Parse(#[from] Box<figment::Error>),
+    /// A value of the file or of an environment variable does not fit the config's shape.
+    #[error(
+        "config: {}{reason} (in {origin})",
+        .key.as_ref().map(|key| format!("{key}: ")).unwrap_or_default()
+    )]
+    Parse {
+        /// `limits.max_body_bytes` for a file, the variable's name for the environment; none
+        /// for a file that is not TOML at all (the reason then shows the line).
+        key: Option<String>,
+        reason: String,
+        /// The file's path, or which environment variables.
+        origin: String,
+    },
     #[error("config: {key}: {reason}")]
     Invalid { key: String, reason: String },
+}
+
+impl From<figment::Error> for ConfigError {
+    /// figment's own message names the key with its profile (`default.listen`), and an
+    /// environment variable by a key no one set (`LIMITS.MAX_BODY_BYTES`): this names it as the
+    /// operator wrote it.
+    fn from(error: figment::Error) -> ConfigError {
+        let metadata = error.metadata.as_ref();
+        let from_environment =
+            metadata.is_some_and(|m| m.source.is_none() && m.name.contains("environment variable"));
+        let key = if error.path.is_empty() {
+            None
+        } else if from_environment {
+            Some(format!(
+                "{ENV_PREFIX}{}",
+                error.path.join("__").to_uppercase()
+            ))
+        } else {
+            Some(error.path.join("."))
+        };
+        let origin = match metadata {
+            Some(figment::Metadata {
+                source: Some(figment::Source::File(path)),
+                ..
+            }) => path.display().to_string(),
+            Some(metadata) => metadata.name.to_string(),
+            None => "the built-in defaults".to_owned(),
+        };
+        ConfigError::Parse {
+            key,
+            reason: error.kind.to_string().trim_end().to_owned(),
+            origin,
+        }
+    }
 }
 
 const DEFAULTS: &str = r#"
@@ -642,8 +687,7 @@ impl Config {
         let config: Config = figment
             .merge(Env::prefixed(ENV_PREFIX).split("__"))
             .merge(Serialized::defaults(overrides))
-            .extract()
-            .map_err(Box::new)?;
+            .extract()?;
         config.validate()?;
         Ok(config)
     }

@@ -27,7 +27,7 @@ async fn run_cli(cli: Cli) -> ExitCode {
     match cli::run(cli).await {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", video_status::cli::describe(&error));
             ExitCode::FAILURE
         }
     }

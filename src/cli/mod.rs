@@ -90,3 +90,47 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rebuild(args) => rebuild::run(args).await,
     }
 }
+
+/// An error as the command line prints it: the message, then each cause the message does not
+/// already tell. Most of the crate's errors spell out their cause (`config: <why>`) and also
+/// expose it as their source; printing the whole chain said every reason twice.
+pub fn describe(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("config: {0}")]
+    struct Told(#[from] std::io::Error);
+
+    fn io(message: &str) -> std::io::Error {
+        std::io::Error::other(message.to_owned())
+    }
+
+    #[test]
+    fn a_cause_the_message_already_tells_is_said_once() {
+        let error = anyhow::Error::from(Told(io("listen is not an address")));
+        assert_eq!(describe(&error), "config: listen is not an address");
+    }
+
+    #[test]
+    fn a_cause_the_message_does_not_tell_follows_it() {
+        let error =
+            anyhow::Error::from(io("connection refused")).context("cannot reach the server");
+        assert_eq!(
+            describe(&error),
+            "cannot reach the server: connection refused"
+        );
+    }
+}

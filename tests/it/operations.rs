@@ -397,6 +397,49 @@ async fn a_config_error_names_the_key_and_the_reason() {
     assert!(error.contains("scheme"), "{error}");
 }
 
+/// What an operator reads when `video-status` refuses a config: one line, the key as they wrote
+/// it (in the file, or the variable's name), the reason once, and where it came from.
+#[test]
+fn the_command_line_names_a_bad_key_once_as_the_operator_wrote_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[limits]\nmax_body_bytes = \"big\"\n").unwrap();
+    let store = format!("sqlite://{}", dir.path().join("never.db").display());
+    let migrate = |config: Option<&std::path::Path>, env: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_video-status"));
+        command.args(["migrate", "--store", &store]);
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let output = command.envs(env.iter().copied()).output().unwrap();
+        assert!(!output.status.success());
+        String::from_utf8(output.stderr).unwrap()
+    };
+
+    let from_file = migrate(Some(&path), &[]);
+    assert_eq!(
+        from_file.trim_end(),
+        format!(
+            "error: config: limits.max_body_bytes: invalid type: found string \"big\", \
+             expected usize (in {})",
+            path.display()
+        )
+    );
+
+    let variable = "VIDEO_STATUS_LIMITS__MAX_BODY_BYTES";
+    let from_environment = migrate(None, &[(variable, "abc")]);
+    assert!(
+        from_environment.starts_with(&format!("error: config: {variable}: invalid type")),
+        "{from_environment}"
+    );
+    assert_eq!(
+        from_environment.matches("invalid type").count(),
+        1,
+        "{from_environment}"
+    );
+    assert!(!dir.path().join("never.db").exists());
+}
+
 #[tokio::test]
 async fn a_failing_actor_answers_503_then_restarts_on_the_next_delivery() {
     let app = spawn_app().await;
