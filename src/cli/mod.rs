@@ -84,7 +84,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate(args) => {
             let report = simulate::run(args).await?;
             println!("{report}");
-            Ok(ExitCode::SUCCESS)
+            // A script or a CI job can tell a run in which a delivery never got its 200.
+            Ok(if report.unacknowledged() == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Migrate(args) => migrate::run(args).await,
         Command::Rebuild(args) => rebuild::run(args).await,

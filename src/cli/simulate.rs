@@ -837,6 +837,15 @@ impl Report {
     pub fn failures(&self) -> u64 {
         self.errors.values().sum::<u64>() + self.connection_errors
     }
+
+    /// Planned deliveries that never got a 200, retries included (0 without a plan: then
+    /// every failed request counts).
+    pub fn unacknowledged(&self) -> u64 {
+        match &self.plan {
+            Some(plan) => (plan.deliveries as u64).saturating_sub(self.acknowledged()),
+            None => self.failures(),
+        }
+    }
 }
 
 impl fmt::Display for Report {
@@ -914,7 +923,14 @@ impl fmt::Display for Report {
             // A server that had not seen these ids must accept each event once and recognise
             // every redelivery; anything else is worth a look at the history endpoint.
             let expected = (plan.events as u64, (plan.deliveries - plan.events) as u64);
-            if (self.accepted, self.duplicate) != expected {
+            if self.unacknowledged() > 0 {
+                write!(
+                    f,
+                    "\nunanswered  {} of {} deliveries got no 200: the exit status is 1",
+                    self.unacknowledged(),
+                    plan.deliveries
+                )?;
+            } else if (self.accepted, self.duplicate) != expected {
                 write!(
                     f,
                     "\nnote        expected {} accepted and {} duplicate for a fresh prefix",
@@ -1195,16 +1211,24 @@ mod tests {
     #[tokio::test]
     async fn unavailable_is_counted_and_retried_only_when_asked() {
         // No redeliveries: the fake answers 200 to a second attempt, and a redelivery is one.
-        let deliveries = plan(&SimulateArgs {
+        let planned = SimulateArgs {
             duplicates: 0.0,
             ..args(3, 2)
-        });
+        };
+        let deliveries = plan(&planned);
         let count = deliveries.len() as u64;
+        let summary = PlanSummary::of(&planned.clone().resolved(), &deliveries);
 
         let (url, _) = fake_server(true).await;
-        let once = drive(&Target::demo(url), deliveries.clone(), 2)
+        let mut once = drive(&Target::demo(url), deliveries.clone(), 2)
             .await
             .unwrap();
+        once.plan = Some(summary.clone());
+        assert_eq!(
+            once.unacknowledged(),
+            count,
+            "what the exit status 1 is for"
+        );
         assert_eq!(once.errors.get(&503), Some(&count));
         assert_eq!((once.sent, once.accepted, once.retries), (count, 0, 0));
 
@@ -1213,9 +1237,12 @@ mod tests {
             retries: 1,
             ..Target::demo(url)
         };
-        let retried = drive(&target, deliveries, 2).await.unwrap();
+        let mut retried = drive(&target, deliveries, 2).await.unwrap();
         assert_eq!((retried.accepted, retried.retries), (count, count));
         assert_eq!(retried.errors.get(&503), Some(&count));
+        // Every delivery got its 200 in the end: the run succeeded.
+        retried.plan = Some(summary);
+        assert_eq!(retried.unacknowledged(), 0);
     }
 
     #[tokio::test]
@@ -1229,6 +1256,7 @@ mod tests {
         assert_eq!(report.connection_errors, report.sent);
         assert!(report.first_connection_error.is_some());
         assert!(report.to_string().contains("no answer"));
+        assert_eq!(report.unacknowledged(), report.sent);
     }
 
     #[test]
