@@ -19,6 +19,7 @@ use warp::http::{HeaderMap, HeaderValue};
 use warp::reply::Response;
 use warp::Reply;
 
+use super::query::given;
 use super::reads::parse_video_id;
 use super::reject::ApiError;
 use super::subscriber_access;
@@ -111,12 +112,12 @@ pub async fn video_stream(
     headers: HeaderMap,
     state: AppState,
 ) -> Result<Response, ApiError> {
-    let access = subscriber_access(&headers, params.token.as_deref(), &state)?;
+    let access = subscriber_access(&headers, given(&params.token), &state)?;
     let video_id = state.correlator.resolve(&parse_video_id(&raw_id)?).await?;
     if !access.may_watch(&video_id) {
         return Err(ApiError::from(crate::auth::AuthError::Forbidden));
     }
-    let resume = resume_from(&headers, params.last_event_id.as_deref())?;
+    let resume = resume_from(&headers, given(&params.last_event_id))?;
     // Subscribe before reading the current status: a change committed in between is in both,
     // and versions make the overlap harmless.
     let subscription = state.hub.subscribe_video(&video_id);
@@ -227,21 +228,17 @@ pub async fn global_stream(
     headers: HeaderMap,
     state: AppState,
 ) -> Result<Response, ApiError> {
-    let access = subscriber_access(&headers, params.token.as_deref(), &state)?;
+    let access = subscriber_access(&headers, given(&params.token), &state)?;
     let filter = ChangeFilter {
-        status: params
-            .status
-            .as_deref()
+        status: given(&params.status)
             .map(super::reads::parse_status)
             .transpose()?,
-        provider: params
-            .provider
-            .map(ProviderName::parse)
-            .transpose()
-            .map_err(|e| ApiError::bad_request("invalid_provider", format!("provider {e}")))?,
+        provider: given(&params.provider)
+            .map(super::reads::parse_provider)
+            .transpose()?,
         access,
     };
-    let resume = resume_from(&headers, params.last_event_id.as_deref())?;
+    let resume = resume_from(&headers, given(&params.last_event_id))?;
     // Subscribe before reading the log: whatever commits meanwhile is in the live feed, and
     // positions drop the overlap at the seam.
     let live = state.hub.subscribe_all();

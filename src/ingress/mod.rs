@@ -5,6 +5,7 @@ mod admin;
 mod events;
 mod health;
 mod limits;
+mod query;
 mod reads;
 pub mod reject;
 mod webhook;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use warp::http::HeaderMap;
 
+use super::query::{self, given};
 use super::reject::ApiError;
 use super::subscriber_access;
 use crate::app::AppState;
@@ -44,9 +45,9 @@ pub async fn get_status(
     headers: HeaderMap,
     state: AppState,
 ) -> Result<warp::reply::Json, ApiError> {
-    let access = subscriber_access(&headers, params.token.as_deref(), &state)?;
+    let access = subscriber_access(&headers, given(&params.token), &state)?;
     let video_id = parse_video_id(&raw_id)?;
-    if let Some(at) = params.at.as_deref() {
+    if let Some(at) = given(&params.at) {
         return status_at(&video_id, at, &access, &state).await;
     }
     let mut status = state.store.get_status(&video_id).await?;
@@ -131,11 +132,11 @@ fn video_not_found(video_id: &VideoId) -> ApiError {
 pub struct ListParams {
     status: Option<String>,
     provider: Option<String>,
-    limit: Option<usize>,
+    limit: Option<String>,
     cursor: Option<String>,
     token: Option<String>,
     /// Only stalled (`true`) or only not stalled (`false`) videos.
-    stalled: Option<bool>,
+    stalled: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -145,6 +146,11 @@ struct Page<'s> {
     next_cursor: Option<String>,
     /// The global log position these statuses reflect: subscribe to `/events` from here.
     position: u64,
+}
+
+pub(super) fn parse_provider(raw: &str) -> Result<ProviderName, ApiError> {
+    ProviderName::parse(raw)
+        .map_err(|e| ApiError::bad_request("invalid_provider", format!("provider {e}")))
 }
 
 pub(super) fn parse_status(raw: &str) -> Result<Status, ApiError> {
@@ -164,21 +170,12 @@ pub async fn list(
     headers: HeaderMap,
     state: AppState,
 ) -> Result<warp::reply::Json, ApiError> {
-    let access = subscriber_access(&headers, params.token.as_deref(), &state)?;
-    let status = params.status.as_deref().map(parse_status).transpose()?;
-    let provider = params
-        .provider
-        .map(ProviderName::parse)
-        .transpose()
-        .map_err(|e| ApiError::bad_request("invalid_provider", format!("provider {e}")))?;
-    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::bad_request(
-            "invalid_limit",
-            format!("limit must be between 1 and {MAX_PAGE}"),
-        ));
-    }
-    let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    let access = subscriber_access(&headers, given(&params.token), &state)?;
+    let status = given(&params.status).map(parse_status).transpose()?;
+    let provider = given(&params.provider).map(parse_provider).transpose()?;
+    let limit = query::limit(&params.limit, DEFAULT_PAGE, MAX_PAGE)?;
+    let stalled = query::flag("stalled", &params.stalled)?;
+    let after = given(&params.cursor).map(decode_cursor).transpose()?;
     let page = state
         .store
         .list_statuses(StatusQuery {
@@ -194,7 +191,7 @@ pub async fn list(
         .iter()
         .filter(|s| access.allows(&s.video_id, &s.provider))
         .map(|s| state.stalls.view(s, now))
-        .filter(|view| params.stalled.is_none_or(|wanted| view.stalled == wanted))
+        .filter(|view| stalled.is_none_or(|wanted| view.stalled == wanted))
         .collect();
     Ok(warp::reply::json(&Page {
         videos,
@@ -238,7 +235,7 @@ pub async fn history(
     headers: HeaderMap,
     state: AppState,
 ) -> Result<warp::reply::Json, ApiError> {
-    let access = subscriber_access(&headers, params.token.as_deref(), &state)?;
+    let access = subscriber_access(&headers, given(&params.token), &state)?;
     let mut video_id = parse_video_id(&raw_id)?;
     let mut stored = state.store.read_stream(&video_id).await?;
     if stored.is_empty() {

@@ -50,6 +50,10 @@ impl ApiError {
         self.code
     }
 
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     fn retry_later(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
             retry_after: Some(RETRY_AFTER_SECS),

@@ -142,6 +142,45 @@ async fn unknown_routes_answer_json_404() {
     app.stop().await;
 }
 
+/// A client that fills the API's template (`?status=&provider=&limit=&cursor=`) from a form with
+/// blank filters asks for everything, not for a 400.
+#[tokio::test]
+async fn empty_query_values_mean_no_filter_and_a_bad_limit_is_named() {
+    let app = spawn_app().await;
+    for (id, body) in lifecycle("vid_blank_filters", "ready") {
+        app.deliver("demo", &id, &body).await;
+    }
+    let everything = app.get("/videos").await;
+    let blank = app
+        .get("/videos?status=&provider=&limit=&cursor=&stalled=&token=")
+        .await;
+    assert_eq!(blank.status, 200, "{}", blank.text);
+    assert_eq!(blank.body["videos"], everything.body["videos"]);
+    assert_eq!(blank.body["videos"].as_array().map(Vec::len), Some(1));
+
+    let bad = app.get("/videos?limit=abc").await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.body["error"], "invalid_limit");
+    assert_eq!(
+        bad.body["message"],
+        "limit must be a whole number between 1 and 1000; got \"abc\""
+    );
+    let bad = app.get("/videos?stalled=maybe").await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(
+        bad.body["message"],
+        "stalled must be true or false; got \"maybe\""
+    );
+
+    let stream = crate::support::SseClient::connect(
+        &app.url("/events?status=&provider=&last_event_id="),
+        &[],
+    )
+    .await;
+    assert_eq!(stream.status, 200);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn listing_filters_by_status_and_provider_and_pages_with_a_cursor() {
     let app = spawn_app().await;
