@@ -6,7 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tracing::info;
 
@@ -18,6 +18,7 @@ use crate::ingress;
 use crate::projection::rebuild::Rebuilder;
 use crate::projection::stall::StallPolicy;
 use crate::providers::health::ProviderHealth;
+use crate::providers::health::{WEBHOOK_DURATION, WEBHOOK_DURATION_BUCKETS};
 use crate::providers::{ProviderConfigError, Providers};
 use crate::reconcile::{PollSetupError, Reconciler};
 use crate::sse::Hub;
@@ -224,7 +225,13 @@ pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(WEBHOOK_DURATION.to_owned()),
+                    WEBHOOK_DURATION_BUCKETS,
+                )
+                .expect("the buckets are not empty")
+                .build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed (an embedding app); ours then only renders.
             let _ = metrics::set_global_recorder(recorder);

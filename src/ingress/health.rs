@@ -37,6 +37,10 @@ pub async fn metrics(state: AppState) -> warp::reply::Response {
     metrics::gauge!("store_commits_total").set(stats.commits as f64);
     metrics::gauge!("store_events_appended_total").set(stats.appended as f64);
     metrics::gauge!("video_actors_active").set(state.videos.active_actors() as f64);
+    let subscribers = state.hub.subscribers();
+    metrics::gauge!("sse_subscribers", "stream" => "video").set(subscribers.videos as f64);
+    metrics::gauge!("sse_subscribers", "stream" => "global").set(subscribers.global as f64);
+    metrics::gauge!("sse_watched_videos").set(state.hub.watched_videos() as f64);
     warp::reply::with_header(
         state.metrics.render(),
         "content-type",

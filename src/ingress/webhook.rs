@@ -48,6 +48,7 @@ where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
+    let started = std::time::Instant::now();
     let result = handle(&provider_name, &headers, body, &state).await;
     let delivery = match &result {
         Ok(receipt) => match (receipt.status, receipt.outcome) {
@@ -71,7 +72,7 @@ where
     }
     state
         .provider_health
-        .record(&provider_name, delivery, Utc::now());
+        .record(&provider_name, delivery, Utc::now(), started.elapsed());
     result.map(|receipt| warp::reply::json(&receipt))
 }
 

@@ -4,9 +4,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+
+/// `webhook_duration_seconds{provider,result}`: from the request's route to its answer.
+pub const WEBHOOK_DURATION: &str = "webhook_duration_seconds";
+/// Its histogram's buckets (seconds): a durable append is milliseconds, an overloaded one tens.
+pub const WEBHOOK_DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
 
 /// The fate of one delivery to a configured provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -80,14 +88,23 @@ impl ProviderHealth {
         }
     }
 
-    /// Records a delivery to `provider` (ignored for a name that is not configured: those are
-    /// 404s from anyone, not a provider's activity).
-    pub fn record(&self, provider: &str, result: DeliveryResult, at: DateTime<Utc>) {
+    /// Records a delivery to `provider` that was answered in `took` (ignored for a name that is
+    /// not configured: those are 404s from anyone, not a provider's activity, and would let
+    /// anyone add labels).
+    pub fn record(
+        &self,
+        provider: &str,
+        result: DeliveryResult,
+        at: DateTime<Utc>,
+        took: Duration,
+    ) {
         let Some(activity) = self.by_name.get(provider) else {
             return;
         };
         metrics::counter!("webhooks_total", "provider" => provider.to_string(), "result" => result.label())
             .increment(1);
+        metrics::histogram!(WEBHOOK_DURATION, "provider" => provider.to_string(), "result" => result.label())
+            .record(took.as_secs_f64());
         metrics::gauge!("webhook_last_received_timestamp_seconds", "provider" => provider.to_string())
             .set(at.timestamp() as f64);
         let mut activity = activity.lock().unwrap_or_else(|e| e.into_inner());
@@ -124,10 +141,11 @@ mod tests {
         let health = ProviderHealth::new(["mux", "fal"]);
         let t1 = Utc::now();
         let t2 = t1 + chrono::Duration::seconds(5);
-        health.record("mux", DeliveryResult::Accepted, t1);
-        health.record("mux", DeliveryResult::Unauthorized, t2);
-        health.record("mux", DeliveryResult::Accepted, t1);
-        health.record("nobody", DeliveryResult::Accepted, t2);
+        let took = Duration::from_millis(3);
+        health.record("mux", DeliveryResult::Accepted, t1, took);
+        health.record("mux", DeliveryResult::Unauthorized, t2, took);
+        health.record("mux", DeliveryResult::Accepted, t1, took);
+        health.record("nobody", DeliveryResult::Accepted, t2, took);
 
         let seen = health.snapshot();
         assert_eq!(seen.len(), 2);

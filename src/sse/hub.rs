@@ -64,6 +64,13 @@ struct Inner {
     follower: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// What [`Hub::subscribers`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscribers {
+    pub videos: usize,
+    pub global: usize,
+}
+
 /// A subscription to one video; dropping it frees the video's channel when it was the last.
 pub struct VideoSubscription {
     hub: Hub,
@@ -119,6 +126,19 @@ impl Hub {
     /// Number of videos with at least one subscriber.
     pub fn watched_videos(&self) -> usize {
         self.lock_videos().len()
+    }
+
+    /// Open subscriptions: to one video each (all videos together), and to every change.
+    pub fn subscribers(&self) -> Subscribers {
+        let videos = self
+            .lock_videos()
+            .values()
+            .map(watch::Sender::receiver_count)
+            .sum();
+        Subscribers {
+            videos,
+            global: self.inner.global.receiver_count(),
+        }
     }
 
     /// Stops following the store and tells every stream to end.

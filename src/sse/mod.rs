@@ -7,4 +7,4 @@ mod hub;
 
 pub use body::{FrameBody, Frames};
 pub use frame::Published;
-pub use hub::{same_status, GlobalEvent, Hub, ResetCause, VideoSubscription};
+pub use hub::{same_status, GlobalEvent, Hub, ResetCause, Subscribers, VideoSubscription};

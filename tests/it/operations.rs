@@ -22,6 +22,32 @@ async fn health_readiness_and_metrics_answer() {
         "{}",
         metrics.text
     );
+    // How long webhooks take to answer, as a histogram with buckets.
+    assert!(
+        metrics.text.contains(
+            "webhook_duration_seconds_bucket{provider=\"demo\",result=\"accepted\",le=\"0.005\"}"
+        ),
+        "{}",
+        metrics.text
+    );
+    assert!(
+        metrics
+            .text
+            .contains("webhook_duration_seconds_count{provider=\"demo\",result=\"accepted\"}"),
+        "{}",
+        metrics.text
+    );
+    // Open SSE streams, counted when scraped. (The gauge is process-wide and other tests' apps
+    // set it too when scraped: polled until this app's own scrape shows its subscriber.)
+    let _subscriber =
+        crate::support::SseClient::connect(&app.url("/videos/vid_metrics/events"), &[]).await;
+    let counted = eventually(Duration::from_secs(5), || async {
+        let text = app.get("/metrics").await.text;
+        text.contains("sse_subscribers{stream=\"video\"} 1")
+            && text.contains("sse_watched_videos 1")
+    })
+    .await;
+    assert!(counted, "{}", app.get("/metrics").await.text);
     app.stop().await;
 }
 
