@@ -234,10 +234,81 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed (an embedding app); ours then only renders.
-            let _ = metrics::set_global_recorder(recorder);
+            if metrics::set_global_recorder(recorder).is_ok() {
+                describe_metrics();
+            }
             handle
         })
         .clone()
+}
+
+/// The `# HELP` line of each metric the service records.
+fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+
+    describe_counter!(
+        "webhooks_total",
+        "Deliveries to a configured provider, by result"
+    );
+    describe_histogram!(
+        WEBHOOK_DURATION,
+        Unit::Seconds,
+        "Time from a webhook's route to its answer, by provider and result"
+    );
+    describe_gauge!(
+        "webhook_last_received_timestamp_seconds",
+        Unit::Seconds,
+        "Unix time of the provider's last delivery, verified or not"
+    );
+    describe_gauge!(
+        "webhook_last_verified_timestamp_seconds",
+        Unit::Seconds,
+        "Unix time of the provider's last delivery whose signature verified"
+    );
+    describe_counter!(
+        "webhook_id_conflicts_total",
+        "Event ids delivered again with a different body (answered duplicate, kept in the audit log)"
+    );
+    describe_counter!(
+        "store_commits_total",
+        "Transactions the store's writer committed"
+    );
+    describe_counter!("store_events_appended_total", "Events appended to the log");
+    describe_gauge!("video_actors_active", "Video actors alive (not passivated)");
+    describe_counter!(
+        "actor_activations_total",
+        "Video actors started, by where their state came from"
+    );
+    describe_counter!(
+        "video_actor_failures_total",
+        "Video actors that failed and were restarted"
+    );
+    describe_counter!(
+        "video_alias_conflicts_total",
+        "Ids an event linked that already named another video (counted, not merged)"
+    );
+    describe_gauge!("sse_subscribers", "Open SSE streams, by stream");
+    describe_gauge!(
+        "sse_watched_videos",
+        "Videos with at least one SSE subscriber"
+    );
+    describe_counter!(
+        "sse_hub_resyncs_total",
+        "Times the SSE hub fell behind the store's change feed and re-read the watched videos"
+    );
+    describe_counter!(
+        "sse_global_resets_total",
+        "Times a global SSE stream fell behind its buffer and was sent a reset"
+    );
+    describe_gauge!("videos_stalled", "Videos stalled now, by provider");
+    describe_counter!(
+        "videos_stalled_total",
+        "Videos that became stalled, by provider"
+    );
+    describe_counter!(
+        "provider_polls_total",
+        "Reconciliation polls of a provider's API, by result"
+    );
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -34,8 +34,8 @@ pub async fn readyz(state: AppState) -> warp::reply::Response {
 
 pub async fn metrics(state: AppState) -> warp::reply::Response {
     let stats = state.store.stats();
-    metrics::gauge!("store_commits_total").set(stats.commits as f64);
-    metrics::gauge!("store_events_appended_total").set(stats.appended as f64);
+    metrics::counter!("store_commits_total").absolute(stats.commits);
+    metrics::counter!("store_events_appended_total").absolute(stats.appended);
     metrics::gauge!("video_actors_active").set(state.videos.active_actors() as f64);
     let subscribers = state.hub.subscribers();
     metrics::gauge!("sse_subscribers", "stream" => "video").set(subscribers.videos as f64);

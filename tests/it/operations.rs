@@ -22,6 +22,17 @@ async fn health_readiness_and_metrics_answer() {
         "{}",
         metrics.text
     );
+    // Counters are typed as such (rate() over them), and every metric says what it counts.
+    assert!(
+        metrics.text.contains("# TYPE store_commits_total counter"),
+        "{}",
+        metrics.text
+    );
+    assert!(
+        metrics.text.contains("# HELP webhooks_total "),
+        "{}",
+        metrics.text
+    );
     // How long webhooks take to answer, as a histogram with buckets.
     assert!(
         metrics.text.contains(
