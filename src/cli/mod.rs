@@ -31,6 +31,8 @@ pub enum Command {
     /// Run the service (no config: embedded SQLite store, 127.0.0.1:8080, a `demo` provider).
     Serve(ServeArgs),
     /// Play signed video lifecycles into a running server and report throughput and latency.
+    ///
+    /// Exits 1 when a delivery never got its 200 (no server, a 4xx, or a 503 past `--retries`).
     Simulate(simulate::SimulateArgs),
     /// Create or upgrade the store's schema, then exit.
     Migrate(StoreArgs),
