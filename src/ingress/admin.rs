@@ -9,6 +9,7 @@ use subtle::ConstantTimeEq;
 use warp::http::{header, HeaderMap};
 use warp::Reply;
 
+use super::query;
 use super::reject::ApiError;
 use crate::app::AppState;
 use crate::event::{EventId, ProviderName, RawDelivery, VideoId};
@@ -40,10 +41,16 @@ pub fn authorize(headers: &HeaderMap, state: &AppState) -> Result<(), ApiError> 
     }
 }
 
+/// An admin list's `limit`: 100 when not given, and within 1..=1000 whatever was asked.
+fn admin_limit(value: &Option<String>) -> Result<usize, ApiError> {
+    let asked = query::number("limit", value)?.unwrap_or(100);
+    Ok(usize::try_from(asked).unwrap_or(usize::MAX).clamp(1, 1000))
+}
+
 #[derive(Debug, Deserialize)]
 pub struct PageParams {
-    after: Option<u64>,
-    limit: Option<usize>,
+    after: Option<String>,
+    limit: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -87,11 +94,9 @@ pub async fn quarantine(
     state: AppState,
 ) -> Result<warp::reply::Json, ApiError> {
     authorize(&headers, &state)?;
-    let limit = params.limit.unwrap_or(100).clamp(1, 1000);
-    let rows = state
-        .store
-        .list_quarantine(params.after.unwrap_or(0), limit)
-        .await?;
+    let limit = admin_limit(&params.limit)?;
+    let after = query::number("after", &params.after)?.unwrap_or(0);
+    let rows = state.store.list_quarantine(after, limit).await?;
     let next_after = (rows.len() == limit)
         .then(|| rows.last().map(|r| r.id))
         .flatten();
@@ -125,7 +130,7 @@ struct AuditView {
 
 #[derive(Debug, Deserialize)]
 pub struct AuditParams {
-    limit: Option<usize>,
+    limit: Option<String>,
 }
 
 /// Ignored deliveries and event ids reused with a different body, newest first.
@@ -135,8 +140,7 @@ pub async fn audit(
     state: AppState,
 ) -> Result<warp::reply::Json, ApiError> {
     authorize(&headers, &state)?;
-    let limit = params.limit.unwrap_or(100).clamp(1, 1000);
-    let records = state.store.list_audit(limit).await?;
+    let records = state.store.list_audit(admin_limit(&params.limit)?).await?;
     let records: Vec<AuditView> = records
         .iter()
         .map(|r| AuditView {
@@ -190,7 +194,7 @@ pub async fn rebuild_report(
 #[derive(Debug, Deserialize)]
 pub struct ReplayParams {
     /// Replay only this quarantined request.
-    id: Option<u64>,
+    id: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -217,9 +221,10 @@ pub async fn replay_quarantine(
     state: AppState,
 ) -> Result<warp::reply::Json, ApiError> {
     authorize(&headers, &state)?;
-    let after = params.id.map_or(0, |id| id.saturating_sub(1));
+    let only = query::number("id", &params.id)?;
+    let after = only.map_or(0, |id| id.saturating_sub(1));
     let mut rows = state.store.list_quarantine(after, REPLAY_BATCH).await?;
-    if let Some(id) = params.id {
+    if let Some(id) = only {
         rows.retain(|row| row.id == id);
         if rows.is_empty() {
             return Err(ApiError::not_found(

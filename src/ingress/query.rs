@@ -28,6 +28,19 @@ pub(super) fn limit(
     }
 }
 
+/// A whole-number parameter named `name`; `None` when not given.
+pub(super) fn number(name: &str, value: &Option<String>) -> Result<Option<u64>, ApiError> {
+    let Some(text) = given(value) else {
+        return Ok(None);
+    };
+    text.parse::<u64>().map(Some).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_query",
+            format!("{name} must be a whole number; got {text:?}"),
+        )
+    })
+}
+
 /// A `true`/`false` parameter named `name`; `None` when not given.
 pub(super) fn flag(name: &str, value: &Option<String>) -> Result<Option<bool>, ApiError> {
     match given(value) {
@@ -67,6 +80,14 @@ mod tests {
             assert_eq!(error.code(), "invalid_limit", "{bad}");
             assert!(error.message().contains(bad), "{bad}: {}", error.message());
         }
+    }
+
+    #[test]
+    fn a_number_is_whole_and_named_when_it_is_not() {
+        assert_eq!(number("after", &some("12")).unwrap(), Some(12));
+        assert_eq!(number("after", &some("")).unwrap(), None);
+        let error = number("after", &some("-3")).unwrap_err();
+        assert_eq!(error.message(), "after must be a whole number; got \"-3\"");
     }
 
     #[test]

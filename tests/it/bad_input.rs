@@ -201,6 +201,16 @@ async fn signed_body_without_a_video_id_is_400_and_quarantined() {
     assert_eq!(answer.body["error"], "missing_video_id");
     let quarantine = app.get_admin("/admin/quarantine").await;
     assert_eq!(quarantine.body["requests"][0]["error"], "missing_video_id");
+    // Blank parameters are left out; a bad one is named.
+    let blank = app.get_admin("/admin/quarantine?after=&limit=").await;
+    assert_eq!(blank.status, 200, "{}", blank.text);
+    assert_eq!(blank.body["requests"], quarantine.body["requests"]);
+    let bad = app.get_admin("/admin/quarantine?after=first").await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(
+        bad.body["message"],
+        "after must be a whole number; got \"first\""
+    );
     app.stop().await;
 }
 
