@@ -40,7 +40,7 @@ pub async fn metrics(state: AppState) -> warp::reply::Response {
     let subscribers = state.hub.subscribers();
     metrics::gauge!("sse_subscribers", "stream" => "video").set(subscribers.videos as f64);
     metrics::gauge!("sse_subscribers", "stream" => "global").set(subscribers.global as f64);
-    metrics::gauge!("sse_watched_videos").set(state.hub.watched_videos() as f64);
+    metrics::gauge!("sse_watched_videos").set(subscribers.watched_videos as f64);
     warp::reply::with_header(
         state.metrics.render(),
         "content-type",

@@ -67,7 +67,11 @@ struct Inner {
 /// What [`Hub::subscribers`] counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Subscribers {
+    /// Subscriptions to one video each, all videos together.
     pub videos: usize,
+    /// Videos with at least one of those.
+    pub watched_videos: usize,
+    /// Subscriptions to every change.
     pub global: usize,
 }
 
@@ -128,15 +132,12 @@ impl Hub {
         self.lock_videos().len()
     }
 
-    /// Open subscriptions: to one video each (all videos together), and to every change.
+    /// Open subscriptions and the videos they watch, counted under one lock.
     pub fn subscribers(&self) -> Subscribers {
-        let videos = self
-            .lock_videos()
-            .values()
-            .map(watch::Sender::receiver_count)
-            .sum();
+        let videos = self.lock_videos();
         Subscribers {
-            videos,
+            videos: videos.values().map(watch::Sender::receiver_count).sum(),
+            watched_videos: videos.len(),
             global: self.inner.global.receiver_count(),
         }
     }
