@@ -4,6 +4,7 @@
 //! mappers over the stored raw requests first.
 
 use std::io::IsTerminal;
+use std::ops::Bound;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use super::StoreArgs;
 use crate::actor::VideoManager;
 use crate::event::VideoId;
 pub use crate::projection::rebuild::refold_all;
-use crate::projection::rebuild::{rebuild, FoldBesideLive, RebuildReport};
+use crate::projection::rebuild::{fold_stream, rebuild, FoldBesideLive, RebuildReport};
 use crate::providers::Providers;
 use crate::remap::{remap, RemapReport};
 use crate::store::{EventStore, LiveStatus, RebuiltStatus, Store};
@@ -163,30 +164,80 @@ impl Progress {
 /// Refolds the log and walks the stored rows beside it, both in video id order, a page of each
 /// at a time: one line per video whose stored row differs from the fold, in its status or in the
 /// global position it records (which decides whether an append's row wins over a rebuild's), or
-/// cannot be read back. Returns the number of videos folded and the lines.
+/// cannot be read back. Returns the number of videos compared and the lines.
+///
+/// Safe beside a running server: the fold stops at the log's head as the walk began, so a row an
+/// append rewrote since then folds events the walk did not read. Such a video is compared on its
+/// own once the walk is done, its row and its whole stream read again.
 pub async fn verify(store: &Store) -> anyhow::Result<(u64, Vec<String>)> {
     let head = store.head_position().await?;
     let mut walk = FoldBesideLive::new(store.clone(), head);
-    let (mut videos, mut lines) = (0, Vec::new());
+    let (mut videos, mut lines, mut moved) = (0, Vec::new(), Vec::new());
     while let Some((folded, stored)) = walk.next().await? {
         videos += folded.len() as u64;
-        lines.extend(differences(folded, stored));
+        lines.extend(differences(folded, stored, head, &mut moved));
+    }
+    for video_id in moved {
+        let (compared, line) = compare_alone(store, &video_id).await?;
+        videos += u64::from(compared);
+        lines.extend(line);
     }
     Ok((videos, lines))
 }
 
-/// The lines for what differs between `folded` and `stored`, both in video id order and covering
-/// the same ids.
-fn differences(folded: Vec<RebuiltStatus>, stored: Vec<LiveStatus>) -> Vec<String> {
+/// How often a video that moved during the walk is read again before it is reported as never
+/// holding still.
+const SETTLE_ATTEMPTS: usize = 20;
+
+/// Compares one video's row with the fold of its whole stream. The row is read before and after
+/// the stream: an append writes its event and the row in one transaction, so a row that reads the
+/// same both times was not moved by an append that the stream read could have missed or caught
+/// half of. Otherwise all three are read again. Answers whether the video came to be compared (it
+/// was not if it has neither a row nor an accepted event), and the line of a difference.
+async fn compare_alone(
+    store: &Store,
+    video_id: &VideoId,
+) -> anyhow::Result<(bool, Option<String>)> {
+    let only = || Bound::Included(video_id.clone());
+    for _ in 0..SETTLE_ATTEMPTS {
+        let row = store.statuses_between(only(), only()).await?;
+        let stream = store.read_stream_after(video_id, 0).await?;
+        if store.statuses_between(only(), only()).await? != row {
+            continue;
+        }
+        let fresh: Vec<RebuiltStatus> = fold_stream(stream).into_iter().collect();
+        let compared = !(fresh.is_empty() && row.is_empty());
+        let line = differences(fresh, row, u64::MAX, &mut Vec::new()).pop();
+        return Ok((compared, line));
+    }
+    Ok((
+        true,
+        Some(format!(
+            "{video_id}: its row changed during each of {SETTLE_ATTEMPTS} reads of its events; \
+             not compared"
+        )),
+    ))
+}
+
+/// The lines for what differs between `folded` (the log up to position `head`) and `stored`,
+/// both in video id order and covering the same ids. A stored row that folds an event past
+/// `head` is not judged here: its id goes to `moved`.
+fn differences(
+    folded: Vec<RebuiltStatus>,
+    stored: Vec<LiveStatus>,
+    head: u64,
+    moved: &mut Vec<VideoId>,
+) -> Vec<String> {
     let mut stored = stored.into_iter().peekable();
     let mut lines = Vec::new();
     for fresh in folded {
         let id = &fresh.status.video_id;
-        while let Some(orphan) = stored.next_if(|row| row.video_id < *id) {
-            lines.push(no_events(&orphan.video_id));
+        while let Some(row) = stored.next_if(|row| row.video_id < *id) {
+            without_events(row, head, &mut lines, moved);
         }
         match stored.next_if(|row| row.video_id == *id) {
             None => lines.push(format!("{id}: missing from the status table")),
+            Some(row) if appended_since(&row, head) => moved.push(row.video_id),
             Some(LiveStatus { stored: None, .. }) => lines.push(format!(
                 "{id}: the stored row cannot be read back as a status"
             )),
@@ -195,8 +246,23 @@ fn differences(folded: Vec<RebuiltStatus>, stored: Vec<LiveStatus>) -> Vec<Strin
             }) => lines.extend(difference(&old, &fresh)),
         }
     }
-    lines.extend(stored.map(|orphan| no_events(&orphan.video_id)));
+    for row in stored {
+        without_events(row, head, &mut lines, moved);
+    }
     lines
+}
+
+fn appended_since(row: &LiveStatus, head: u64) -> bool {
+    row.stored.as_ref().is_some_and(|s| s.position > head)
+}
+
+/// A stored row for which the log up to `head` has no status.
+fn without_events(row: LiveStatus, head: u64, lines: &mut Vec<String>, moved: &mut Vec<VideoId>) {
+    if appended_since(&row, head) {
+        moved.push(row.video_id);
+    } else {
+        lines.push(no_events(&row.video_id));
+    }
 }
 
 fn no_events(video_id: &VideoId) -> String {

@@ -244,3 +244,85 @@ async fn rebuild_verify_passes_on_a_true_projection_and_catches_a_corrupted_row(
     assert!(verify(&store_url).status.success());
     drop(dir);
 }
+
+/// `rebuild --verify` beside a server that keeps taking webhooks: rows the appends rewrite
+/// while the walk runs fold events past the head it started from, and must not read as
+/// differences; a damaged row must still be caught.
+#[tokio::test]
+async fn rebuild_verify_beside_live_webhooks_reports_only_real_differences() {
+    let app = Arc::new(spawn_app().await);
+    for n in 0..150 {
+        for (id, body) in lifecycle(&format!("vid_steady_{n:03}"), "ready") {
+            assert_eq!(app.deliver("demo", &id, &body).await.status, 200);
+        }
+    }
+    let store_url = format!("sqlite://{}", app.db_path.display());
+    let verify = move || {
+        let store_url = store_url.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                Command::new(env!("CARGO_BIN_EXE_video-status"))
+                    .args(["rebuild", "--verify", "--store", &store_url])
+                    .env("RUST_LOG", "warn")
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let senders: Vec<_> = (0..4)
+        .map(|sender| {
+            let (app, stop_rx) = (app.clone(), stop_rx.clone());
+            tokio::spawn(async move {
+                let mut sent = 0;
+                for n in 0.. {
+                    // New videos (their rows appear) and new events of the steady ones (theirs
+                    // move), interleaved.
+                    let video = if n % 2 == 0 {
+                        format!("vid_live_{sender}_{n:05}")
+                    } else {
+                        format!("vid_steady_{:03}", (n * 7 + sender) % 150)
+                    };
+                    for (id, body) in lifecycle(&video, "failed") {
+                        if *stop_rx.borrow() {
+                            return sent;
+                        }
+                        let id = format!("{id}-{sender}-{n}");
+                        assert_eq!(app.deliver("demo", &id, &body).await.status, 200);
+                        sent += 1;
+                    }
+                }
+                sent
+            })
+        })
+        .collect();
+
+    for run in 0..5 {
+        let output = verify().await;
+        assert!(
+            output.status.success(),
+            "run {run}: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+    stop_tx.send(true).unwrap();
+    let mut sent = 0;
+    for sender in senders {
+        sent += sender.await.unwrap();
+    }
+    assert!(sent > 100, "the webhooks ran beside the walks: {sent}");
+
+    crate::support::corrupt_status(&app.db_path, "vid_steady_042");
+    let output = verify().await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("vid_")).count(),
+        1,
+        "{stdout}"
+    );
+    assert!(stdout.contains("vid_steady_042"), "{stdout}");
+}
