@@ -7,6 +7,12 @@
 //! them: after a burst of videos whose actors then passivate, RSS stayed at the burst's peak
 //! (270 MB after 100k videos, where glibc's malloc left about 200 MB). Purging at once and
 //! committing on demand left 131 MB at the same webhook throughput (docs/benchmarks.md).
+//!
+//! mimalloc v3 also frees a thread's emptied pages only when that thread collects, every
+//! 10,000 allocations that miss its free lists by default. A worker thread that goes quiet after
+//! a burst kept its pages: on a faster host, where more actors were alive at the burst's end,
+//! 250-305 MB stayed after all of them passivated. Collecting ten times as often left 88-224 MB,
+//! at the same throughput (docs/benchmarks.md, 2026-12-06, third session).
 
 use libmimalloc_sys::{mi_option_set, mi_option_t};
 
@@ -15,13 +21,18 @@ use libmimalloc_sys::{mi_option_set, mi_option_t};
 /// meant, by their documented defaults.
 const ARENA_EAGER_COMMIT: mi_option_t = 4;
 const PURGE_DELAY: mi_option_t = 15;
+const GENERIC_COLLECT: mi_option_t = 34;
 
 /// Milliseconds between freeing memory and returning it to the system.
 const PROMPT_PURGE_DELAY_MS: std::ffi::c_long = 0;
 
+/// Allocations that miss a thread's free lists between two collections of its pages. mimalloc
+/// looks at this count every 1,000 such allocations, so no lower value collects more often.
+const FREQUENT_COLLECT_ALLOCATIONS: std::ffi::c_long = 1_000;
+
 /// Call first thing in `main` (the binary does for `serve`, before its runtime starts
-/// threads): freed memory goes back to the system at once, and arenas reserved from here on
-/// commit their pages as they are used. Not for short batch runs such as `video-status
+/// threads): freed memory goes back to the system at once, arenas reserved from here on
+/// commit their pages as they are used, and each thread collects its emptied pages often. Not for short batch runs such as `video-status
 /// rebuild`, which reuse their memory page after page and pay for every return.
 /// mimalloc's own environment variables (`MIMALLOC_PURGE_DELAY`, ...) still win: an option
 /// set there is left as it is.
@@ -29,6 +40,11 @@ pub fn return_freed_memory_promptly() {
     for (option, variable, value) in [
         (ARENA_EAGER_COMMIT, "MIMALLOC_ARENA_EAGER_COMMIT", 0),
         (PURGE_DELAY, "MIMALLOC_PURGE_DELAY", PROMPT_PURGE_DELAY_MS),
+        (
+            GENERIC_COLLECT,
+            "MIMALLOC_GENERIC_COLLECT",
+            FREQUENT_COLLECT_ALLOCATIONS,
+        ),
     ] {
         if std::env::var_os(variable).is_none() {
             // SAFETY: `mi_option_set` stores an integer into mimalloc's option table; any
@@ -83,12 +99,19 @@ mod tests {
     #[test]
     fn the_option_numbers_are_the_options_meant() {
         // Read before any test sets them (nothing in the test binary does): mimalloc's
-        // defaults on Linux, 2 (eagerly, where the system overcommits) and 1,000 ms.
+        // defaults on Linux, 2 (eagerly, where the system overcommits), 1,000 ms and 10,000
+        // allocations.
         assert_unless_set(ARENA_EAGER_COMMIT, "MIMALLOC_ARENA_EAGER_COMMIT", 2);
         assert_unless_set(PURGE_DELAY, "MIMALLOC_PURGE_DELAY", 1_000);
+        assert_unless_set(GENERIC_COLLECT, "MIMALLOC_GENERIC_COLLECT", 10_000);
         return_freed_memory_promptly();
         assert_unless_set(ARENA_EAGER_COMMIT, "MIMALLOC_ARENA_EAGER_COMMIT", 0);
         assert_unless_set(PURGE_DELAY, "MIMALLOC_PURGE_DELAY", PROMPT_PURGE_DELAY_MS);
+        assert_unless_set(
+            GENERIC_COLLECT,
+            "MIMALLOC_GENERIC_COLLECT",
+            FREQUENT_COLLECT_ALLOCATIONS,
+        );
     }
 
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
