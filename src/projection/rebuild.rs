@@ -178,8 +178,8 @@ impl Rebuilder {
         let Some(thread) = thread else {
             return;
         };
-        // Its threads run in the idle scheduling class: other processes busy on its core could
-        // starve it for long, and a shutdown must not hang on that.
+        // Its threads run at nice 19 on one core: other processes busy on that core could slow
+        // it down for long, and a shutdown must not hang on that.
         match tokio::time::timeout(
             STOP_WAIT,
             tokio::task::spawn_blocking(move || thread.join()),
@@ -216,9 +216,9 @@ impl Rebuilder {
         };
         let this = self.clone();
         let mut stopping = self.stopping.subscribe();
-        // A thread of its own, at the lowest priority, with a runtime of its own: the
-        // threads it starts for reading and folding inherit the class, so the rebuild takes the
-        // cycles webhooks leave and does not stretch their latency.
+        // A thread of its own, at nice 19 on one core, with a runtime of its own: the threads
+        // it starts for reading and folding inherit both, so the rebuild takes the cycles
+        // webhooks leave and does not stretch their latency (see `lower_priority`).
         let spawned = std::thread::Builder::new()
             .name("online-rebuild".into())
             .spawn({
@@ -335,16 +335,20 @@ impl Rebuilder {
     }
 }
 
-/// Nice value of an online rebuild's threads where the idle scheduling class is refused.
+/// Nice value of an online rebuild's threads: the weakest claim on the core under the normal
+/// scheduling class.
 const ONLINE_NICE: i32 = 19;
 
-/// Puts the calling thread, and the threads it starts, on one core in the idle scheduling class
-/// (`SCHED_IDLE`): any webhook thread that wakes there takes the core at once, and the other
-/// cores never see the rebuild. At nice 19, measured on 2 cores beside 1,000 webhooks/s, a
-/// rebuild on both cores raised the webhooks' p99 2.2-2.6 times over idle; on one core in the
-/// idle class 1.65-1.7 times, at two thirds of the speed. (An earlier version dropped the idle
-/// class: a starved rebuild thread held SQLite's process-wide mutexes, which the store no
-/// longer uses.) Best effort: a rebuild at normal priority on every core is still correct.
+/// Puts the calling thread, and the threads it starts, on one core at nice 19: the other cores
+/// never see the rebuild, and a webhook thread that wakes on its core is placed ahead of it.
+///
+/// Not the idle scheduling class (`SCHED_IDLE`), used until 2026-12-06: every connection of the
+/// process to one SQLite file shares that file's lock and WAL-index mutexes (the unix VFS's
+/// `pLockMutex` and `pShmMutex`), and a rebuild reader preempted inside one held up the writer
+/// until its core fell idle. Alternated on 2 cores beside 1,000 webhooks/s, the medians of the
+/// webhooks' p99 during / idle read 1.92-2.59 in the idle class and 1.20-1.67 at nice 19, which
+/// also folded faster (docs/benchmarks.md). Nice 19 on both cores had read 2.2-2.6. Best effort:
+/// a rebuild at normal priority on every core is still correct.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
@@ -366,12 +370,6 @@ fn lower_priority() {
                     }
                 }
             }
-        }
-        let idle = libc::sched_param { sched_priority: 0 };
-        // SAFETY: sched_setscheduler only reads the parameter it is given; `pid = 0` is the
-        // calling thread.
-        if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &idle) } == 0 {
-            return;
         }
         // SAFETY: setpriority only reads its integer arguments; `who = 0` is the calling thread.
         let niced = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, ONLINE_NICE) } == 0;
