@@ -14,8 +14,8 @@ async fn post_admin(app: &TestApp, path: &str) -> (u16, Value) {
     (answer.status, answer.body)
 }
 
-/// The rebuild's report once it ended. Generous: an online rebuild runs in the idle scheduling
-/// class, which the rest of a parallel test run may starve for seconds.
+/// The rebuild's report once it ended. Generous: an online rebuild runs at nice 19 on one core,
+/// where the rest of a parallel test run may hold it back for seconds.
 async fn wait_for_rebuild(app: &TestApp) -> Value {
     let mut last = Value::Null;
     for _ in 0..1200 {
