@@ -32,8 +32,9 @@ const FREQUENT_COLLECT_ALLOCATIONS: std::ffi::c_long = 1_000;
 
 /// Call first thing in `main` (the binary does for `serve`, before its runtime starts
 /// threads): freed memory goes back to the system at once, arenas reserved from here on
-/// commit their pages as they are used, and each thread collects its emptied pages often. Not for short batch runs such as `video-status
-/// rebuild`, which reuse their memory page after page and pay for every return.
+/// commit their pages as they are used, and each thread collects its emptied pages often. Not
+/// for short batch runs such as `video-status rebuild`, which reuse their memory page after
+/// page and pay for every return.
 /// mimalloc's own environment variables (`MIMALLOC_PURGE_DELAY`, ...) still win: an option
 /// set there is left as it is.
 pub fn return_freed_memory_promptly() {

@@ -876,14 +876,14 @@ fn ranges_for(events: u64) -> usize {
     cores.min(MAX_RANGES).min(by_size).max(1)
 }
 
-/// Folds every stream that ends in `page` (after the `carry` of the page before); the last
-/// stream is carried to the next page unless this is the last one.
 /// One whole stream, in stream order, to its status and the position of its last event; `None`
 /// when no event of it was accepted.
 pub fn fold_stream(events: Vec<StoredEvent>) -> Option<RebuiltStatus> {
     fold_page(StreamSoFar::default(), events, true).0.pop()
 }
 
+/// Folds every stream that ends in `page` (after the `carry` of the page before); the last
+/// stream is carried to the next page unless this is the last one.
 fn fold_page(
     carry: StreamSoFar,
     page: Vec<StoredEvent>,
