@@ -5,6 +5,7 @@
 //! the video actor, the store's append); the export turns them into one trace per webhook.
 
 use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
@@ -20,8 +21,10 @@ use tracing_subscriber::{EnvFilter, Layer};
 use crate::config;
 
 /// What the log lines show unless `RUST_LOG` says otherwise. Successful requests are not logged
-/// one by one: at webhook volume that line is noise. Failed requests (4xx/5xx) still are.
-const DEFAULT_LOG_FILTER: &str = "info,warp::filters::trace=warn";
+/// one by one: at webhook volume that line is noise. Failed requests (4xx/5xx) are, by
+/// `ingress::log_failed_request`, with their method and path; warp's own line for them has
+/// neither, since its request span stays off here (formatting it cost every request).
+const DEFAULT_LOG_FILTER: &str = "info,warp::filters::trace=off";
 
 /// The standard variables that turn export on when the config names no endpoint.
 const OTEL_ENDPOINT_VARIABLES: [&str; 2] = [
@@ -160,11 +163,12 @@ fn tracer_provider(
         .build())
 }
 
-/// The spans worth a trace: this crate's, and warp's request span that parents them. The log
-/// filter (`RUST_LOG`) does not apply, so quiet logs still give whole traces.
+/// The spans worth a trace: this crate's (a webhook's are at debug level, so that logging at
+/// `info` does not pay for them), and warp's request span that parents them. The log filter
+/// (`RUST_LOG`) does not apply, so quiet logs still give whole traces.
 fn exported_spans() -> Targets {
     Targets::new()
-        .with_target(env!("CARGO_CRATE_NAME"), Level::INFO)
+        .with_target(env!("CARGO_CRATE_NAME"), Level::DEBUG)
         .with_target("warp::filters::trace", Level::INFO)
 }
 
@@ -179,6 +183,7 @@ fn install_subscriber(spans: Option<BoxedLayer>) {
         None => tracing_subscriber::fmt()
             .with_env_filter(log_filter)
             .with_writer(std::io::stderr)
+            .with_ansi(colored_logs())
             .try_init()
             .is_ok(),
         Some(spans) => tracing_subscriber::registry()
@@ -186,11 +191,18 @@ fn install_subscriber(spans: Option<BoxedLayer>) {
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(std::io::stderr)
+                    .with_ansi(colored_logs())
                     .with_filter(log_filter),
             )
             .try_init()
             .is_ok(),
     };
+}
+
+/// Colours only for a person at a terminal: a file, a pipe or journald gets plain text. `NO_COLOR`
+/// (any value) turns them off there too.
+fn colored_logs() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 #[cfg(test)]

@@ -123,7 +123,7 @@ impl VideoManager {
     }
 
     /// Hands `event` to its video's actor and waits until it is durably appended (or known).
-    #[instrument(skip_all, fields(video_id = %event.video_id, event_id = %event.event_id))]
+    #[instrument(level = "debug", skip_all, fields(video_id = %event.video_id, event_id = %event.event_id))]
     pub async fn ingest(
         &self,
         event: VideoEvent,
@@ -255,7 +255,7 @@ impl VideoManager {
         let (actor, _starting) =
             ractor::ActorRuntime::spawn_linked_instant(None, VideoActor, args, supervisor)
                 .map_err(|err| {
-                    error!(%err, "could not spawn a video actor");
+                    error!(%video_id, %err, "could not spawn a video actor");
                     IngestError::ActorFailed
                 })?;
         Ok(actor)

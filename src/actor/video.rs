@@ -164,7 +164,8 @@ impl Actor for VideoActor {
 }
 
 impl VideoState {
-    #[instrument(parent = caller, skip_all, fields(video_id = %self.video_id, event_id = %event.event_id, provider = %event.provider))]
+    // No fields: its parent, the manager's `ingest`, names the video and the event.
+    #[instrument(level = "debug", parent = caller, skip_all)]
     async fn ingest(
         &mut self,
         event: VideoEvent,
@@ -242,7 +243,7 @@ impl VideoState {
                 Err(error) => return Err(IngestError::from_store(error)),
             }
         }
-        warn!("expected-version conflicts did not settle");
+        warn!(video_id = %self.video_id, event_id = %event.event_id, "expected-version conflicts did not settle");
         Err(IngestError::Contention)
     }
 
@@ -253,7 +254,12 @@ impl VideoState {
     ) -> Result<(), IngestError> {
         metrics::counter!("webhook_id_conflicts_total", "provider" => event.provider.to_string())
             .increment(1);
-        warn!("event id reused with a different body; kept in the audit log, not folded");
+        warn!(
+            provider = %event.provider,
+            video_id = %event.video_id,
+            event_id = %event.event_id,
+            "event id reused with a different body; kept in the audit log, not folded"
+        );
         let record = AuditRecord {
             provider: event.provider.clone(),
             event_id: Some(event.event_id.clone()),
@@ -292,7 +298,7 @@ impl VideoState {
         };
         match self.store.save_snapshot(snapshot).await {
             Ok(()) => self.snapshot_version = version,
-            Err(error) => warn!(%error, "snapshot not kept"),
+            Err(error) => warn!(video_id = %self.video_id, %error, "snapshot not kept"),
         }
     }
 }

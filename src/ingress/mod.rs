@@ -10,6 +10,7 @@ mod reads;
 pub mod reject;
 mod webhook;
 
+use tracing::{error, warn};
 use warp::filters::BoxedFilter;
 use warp::http::{header, HeaderMap};
 use warp::{Filter, Reply};
@@ -191,9 +192,35 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
         .or(metrics)
         .with(cors)
         .recover(reject::recover)
+        .with(warp::log::custom(log_failed_request))
         .with(warp::trace::request())
         .map(Reply::into_response)
         .boxed()
+}
+
+/// One log line per failed request: method, path (never the query, which may carry a subscriber
+/// token), status and time taken. A 4xx is the client's mistake, a 5xx ours. Successful requests
+/// are counted in `/metrics`, not logged one by one.
+fn log_failed_request(request: warp::log::Info<'_>) {
+    let status = request.status();
+    let elapsed_ms = request.elapsed().as_secs_f64() * 1e3;
+    if status.is_server_error() {
+        error!(
+            method = %request.method(),
+            path = request.path(),
+            status = status.as_u16(),
+            elapsed_ms,
+            "request failed"
+        );
+    } else if status.is_client_error() {
+        warn!(
+            method = %request.method(),
+            path = request.path(),
+            status = status.as_u16(),
+            elapsed_ms,
+            "request refused"
+        );
+    }
 }
 
 /// CORS for browser clients on other origins (`http.cors_origins`); none configured: only

@@ -355,10 +355,8 @@ impl SqliteStore {
 }
 
 impl EventStore for SqliteStore {
-    #[tracing::instrument(skip_all, fields(
-        video_id = %request.event.video_id,
-        event_id = %request.event.event_id,
-    ))]
+    // No fields: its caller's span (the manager's `ingest`) names the video and the event.
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
         self.write(|reply| Job::Append(Box::new(request), reply))
             .await

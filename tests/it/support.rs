@@ -380,12 +380,27 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// `video-status serve --listen 127.0.0.1:0` and `args`, once it announced its address.
     pub fn start(args: &[&str]) -> ServerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_video-status"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_video-status"));
+        command.env("RUST_LOG", "warn").stderr(Stdio::null());
+        ServerProcess::spawn(command, args)
+    }
+
+    /// [`ServerProcess::start`] with the log settings an operator gets by default (no
+    /// `RUST_LOG`, no `NO_COLOR`), its log lines going to `stderr`.
+    pub fn start_with_default_logs(args: &[&str], stderr: std::fs::File) -> ServerProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_video-status"));
+        command
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR")
+            .stderr(stderr);
+        ServerProcess::spawn(command, args)
+    }
+
+    fn spawn(mut command: Command, args: &[&str]) -> ServerProcess {
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
-            .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
             .spawn()
             .expect("binary starts");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());

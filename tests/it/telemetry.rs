@@ -1,5 +1,6 @@
 //! Span export: the real binary, configured with `[telemetry] otlp_endpoint`, sends one trace per
-//! webhook to an OTLP/HTTP receiver, as an OpenTelemetry collector would receive it.
+//! webhook to an OTLP/HTTP receiver, as an OpenTelemetry collector would receive it. And the log
+//! lines an operator gets by default.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -177,4 +178,70 @@ async fn each_webhook_is_one_trace_exported_over_otlp_http() {
         "{trace:#?}"
     );
     assert!(current.parent_span_id.is_empty(), "the request is the root");
+}
+
+/// By default (no `RUST_LOG`), into a file: plain text, nothing per accepted webhook, and one
+/// line per failed request naming its method, path and status, never its query.
+#[tokio::test]
+async fn default_logs_name_each_failed_request_and_stay_quiet_on_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("serve.log");
+    let store = format!("sqlite://{}", dir.path().join("logs.db").display());
+    let server = ServerProcess::start_with_default_logs(
+        &["--store", &store],
+        std::fs::File::create(&log_path).unwrap(),
+    );
+    let client = crate::support::http_client();
+
+    let demo = Providers::from_config(&test_providers()).unwrap();
+    let demo = demo.get("demo").unwrap();
+    let body = serde_json::to_vec(&native(
+        "evt_logged_1",
+        "uploaded",
+        "vid_logged",
+        "2026-11-23T10:00:00Z",
+    ))
+    .unwrap();
+    let mut accepted = client
+        .post(format!("{}/webhooks/demo", server.url))
+        .body(body.clone());
+    for (name, value) in demo.sign("evt_logged_1", Utc::now(), &body).unwrap() {
+        accepted = accepted.header(name, value);
+    }
+    assert_eq!(accepted.send().await.unwrap().status(), 200);
+    let unsigned = client
+        .post(format!("{}/webhooks/demo", server.url))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    let unknown = client
+        .get(format!(
+            "{}/videos/vid_never_seen?token=query-secret-never-logged",
+            server.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert!(server.terminate().await.success());
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!log.contains('\x1b'), "no colour codes in a file:\n{log}");
+    let line = |needle: &str| {
+        log.lines()
+            .find(|line| line.contains(needle))
+            .unwrap_or_else(|| panic!("a line with {needle:?} in:\n{log}"))
+    };
+    let refused = line(r#"path="/webhooks/demo" status=401"#);
+    assert!(refused.contains("WARN") && refused.contains("request refused method=POST"));
+    assert!(line("webhook signature rejected").contains("provider=demo"));
+    let not_found = line(r#"path="/videos/vid_never_seen" status=404"#);
+    assert!(not_found.contains("method=GET"), "{not_found}");
+    assert!(!log.contains("query-secret-never-logged"), "{log}");
+    assert!(
+        !log.contains("evt_logged_1") && !log.contains("status=200"),
+        "nothing per accepted webhook:\n{log}"
+    );
 }
