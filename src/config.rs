@@ -619,8 +619,32 @@ pub enum ConfigError {
         /// The file's path, or which environment variables.
         origin: String,
     },
-    #[error("config: {key}: {reason}")]
-    Invalid { key: String, reason: String },
+    /// Values that fit the shape but not the service; all of them, not only the first.
+    #[error("config: {}", InvalidValue::list(.0))]
+    Invalid(Vec<InvalidValue>),
+}
+
+/// One key whose value the service cannot run with, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidValue {
+    pub key: String,
+    pub reason: String,
+}
+
+impl InvalidValue {
+    /// `key: reason` for one; one per line after a count for several.
+    fn list(issues: &[InvalidValue]) -> String {
+        match issues {
+            [one] => format!("{}: {}", one.key, one.reason),
+            many => {
+                let lines: Vec<String> = many
+                    .iter()
+                    .map(|issue| format!("\n  {}: {}", issue.key, issue.reason))
+                    .collect();
+                format!("{} problems:{}", many.len(), lines.concat())
+            }
+        }
+    }
 }
 
 impl From<figment::Error> for ConfigError {
@@ -677,10 +701,10 @@ impl Config {
         let mut figment = Figment::from(Toml::string(DEFAULTS));
         if let Some(path) = file {
             if !path.exists() {
-                return Err(ConfigError::Invalid {
+                return Err(ConfigError::Invalid(vec![InvalidValue {
                     key: "--config".into(),
                     reason: format!("file {} does not exist", path.display()),
-                });
+                }]));
             }
             figment = figment.merge(Toml::file_exact(path));
         }
@@ -707,84 +731,83 @@ impl Config {
         self
     }
 
+    /// Every problem at once, so that an operator fixes them in one go.
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &str, reason: &str| ConfigError::Invalid {
-            key: key.to_string(),
-            reason: reason.to_string(),
+        let mut issues: Vec<InvalidValue> = Vec::new();
+        let mut invalid = |key: &str, reason: &str| {
+            issues.push(InvalidValue {
+                key: key.to_string(),
+                reason: reason.to_string(),
+            })
         };
         if self.limits.max_body_bytes == 0 {
-            return Err(invalid("limits.max_body_bytes", "must be greater than 0"));
+            invalid("limits.max_body_bytes", "must be greater than 0");
         }
         if self.limits.max_pending_per_video == 0 || self.limits.max_pending_total == 0 {
-            return Err(invalid("limits.max_pending_*", "must be greater than 0"));
+            invalid("limits.max_pending_*", "must be greater than 0");
         }
         if self.sse.keep_alive_secs == 0 {
-            return Err(invalid("sse.keep_alive_secs", "must be greater than 0"));
+            invalid("sse.keep_alive_secs", "must be greater than 0");
         }
         if self.sse.global_buffer == 0 || self.sse.replay_horizon == 0 {
-            return Err(invalid(
+            invalid(
                 "sse.global_buffer / sse.replay_horizon",
                 "must be greater than 0",
-            ));
+            );
         }
         if let Some(secret) = &self.auth.subscriber_jwt_secret {
             if secret.expose().len() < 32 {
-                return Err(invalid(
+                invalid(
                     "auth.subscriber_jwt_secret",
                     "must be at least 32 characters",
-                ));
+                );
             }
         }
         for origin in &self.http.cors_origins {
             if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
-                return Err(invalid(
+                invalid(
                     "http.cors_origins",
                     &format!("{origin:?} is not an origin like https://app.example or \"*\""),
-                ));
+                );
             }
         }
         if self.actors.idle_timeout_secs == 0 {
-            return Err(invalid(
-                "actors.idle_timeout_secs",
-                "must be greater than 0",
-            ));
+            invalid("actors.idle_timeout_secs", "must be greater than 0");
         }
         if let Some(token) = &self.auth.admin_token {
             if token.expose().len() < 16 {
-                return Err(invalid(
-                    "auth.admin_token",
-                    "must be at least 16 characters",
-                ));
+                invalid("auth.admin_token", "must be at least 16 characters");
             }
         }
         if self.reconcile.sweep_interval_ms == 0 {
-            return Err(invalid(
-                "reconcile.sweep_interval_ms",
-                "must be greater than 0",
-            ));
+            invalid("reconcile.sweep_interval_ms", "must be greater than 0");
         }
         if let Some((key, reason)) = self.telemetry.problem() {
-            return Err(invalid(&format!("telemetry.{key}"), &reason));
+            invalid(&format!("telemetry.{key}"), &reason);
         }
         let mut names = std::collections::HashSet::new();
         for (i, provider) in self.providers.iter().enumerate() {
             if !names.insert(provider.name.as_str()) {
-                return Err(invalid(
+                invalid(
                     &format!("provider[{i}].name"),
                     &format!("provider {:?} is configured twice", provider.name),
-                ));
+                );
             }
             if provider.stall_after_secs == 0 {
-                return Err(invalid(
+                invalid(
                     &format!("provider[{i}].stall_after_secs"),
                     "must be greater than 0",
-                ));
+                );
             }
             if let Some((key, reason)) = provider.poll.as_ref().and_then(PollConfig::problem) {
-                return Err(invalid(&format!("provider[{i}].poll.{key}"), &reason));
+                invalid(&format!("provider[{i}].poll.{key}"), &reason);
             }
         }
-        Ok(())
+        if issues.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(issues))
+        }
     }
 }
 
@@ -812,6 +835,24 @@ secrets = ["a-shared-secret"]
             Ok(_) => panic!("accepted:\n{toml}"),
             Err(error) => error.to_string(),
         }
+    }
+
+    #[test]
+    fn every_invalid_value_is_named_at_once() {
+        let one = load("[limits]\nmax_body_bytes = 0\n").unwrap_err().to_string();
+        assert_eq!(one, "config: limits.max_body_bytes: must be greater than 0");
+        let several = load(
+            "[limits]\nmax_body_bytes = 0\n[actors]\nidle_timeout_secs = 0\n\
+             [auth]\nadmin_token = \"short\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            several,
+            "config: 3 problems:\n  limits.max_body_bytes: must be greater than 0\n  \
+             actors.idle_timeout_secs: must be greater than 0\n  \
+             auth.admin_token: must be at least 16 characters"
+        );
     }
 
     #[test]
