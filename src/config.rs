@@ -15,6 +15,13 @@ use serde::{Deserialize, Serialize};
 /// `VIDEO_STATUS_LIMITS__MAX_BODY_BYTES`, `VIDEO_STATUS_AUTH__ADMIN_TOKEN`, ... (`__` nests).
 pub const ENV_PREFIX: &str = "VIDEO_STATUS_";
 
+/// The command line's own variables under [`ENV_PREFIX`] (`--config` of every command,
+/// `simulate --secret`): not config keys, so the config's environment overrides skip them
+/// instead of refusing them as unknown.
+pub const CONFIG_FILE_VARIABLE: &str = "VIDEO_STATUS_CONFIG";
+pub const SIMULATE_SECRET_VARIABLE: &str = "VIDEO_STATUS_SIMULATE_SECRET";
+const COMMAND_LINE_VARIABLES: [&str; 2] = [CONFIG_FILE_VARIABLE, SIMULATE_SECRET_VARIABLE];
+
 /// The dev secret of the `demo` provider that `serve` runs with when no provider is configured.
 /// Public on purpose: it only ever guards a local demo.
 pub const DEMO_SECRET: &str = "whsec_dmlkZW8tc3RhdHVzLWRlbW8tc2VjcmV0LWRvLW5vdC11c2U=";
@@ -709,7 +716,15 @@ impl Config {
             figment = figment.merge(Toml::file_exact(path));
         }
         let config: Config = figment
-            .merge(Env::prefixed(ENV_PREFIX).split("__"))
+            .merge(
+                Env::prefixed(ENV_PREFIX)
+                    .filter(|key| {
+                        !COMMAND_LINE_VARIABLES.iter().any(|variable| {
+                            variable[ENV_PREFIX.len()..].eq_ignore_ascii_case(key.as_str())
+                        })
+                    })
+                    .split("__"),
+            )
             .merge(Serialized::defaults(overrides))
             .extract()?;
         config.validate()?;
@@ -839,7 +854,9 @@ secrets = ["a-shared-secret"]
 
     #[test]
     fn every_invalid_value_is_named_at_once() {
-        let one = load("[limits]\nmax_body_bytes = 0\n").unwrap_err().to_string();
+        let one = load("[limits]\nmax_body_bytes = 0\n")
+            .unwrap_err()
+            .to_string();
         assert_eq!(one, "config: limits.max_body_bytes: must be greater than 0");
         let several = load(
             "[limits]\nmax_body_bytes = 0\n[actors]\nidle_timeout_secs = 0\n\

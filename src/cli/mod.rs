@@ -44,7 +44,7 @@ pub enum Command {
 #[derive(Debug, Clone, clap::Args)]
 pub struct StoreArgs {
     /// TOML config file (see ops/video-status.toml).
-    #[arg(long, env = "VIDEO_STATUS_CONFIG")]
+    #[arg(long, env = crate::config::CONFIG_FILE_VARIABLE)]
     pub config: Option<PathBuf>,
     /// Store URL, overriding the config (`sqlite://PATH`).
     #[arg(long)]

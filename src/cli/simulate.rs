@@ -50,7 +50,7 @@ pub struct SimulateArgs {
     pub scheme: Option<SchemeName>,
     /// Secret the provider signs with. Default: the public dev secret of the demo provider of
     /// that name (`serve` without a config runs them all).
-    #[arg(long, env = "VIDEO_STATUS_SIMULATE_SECRET", hide_env_values = true,
+    #[arg(long, env = crate::config::SIMULATE_SECRET_VARIABLE, hide_env_values = true,
           value_parser = parse_secret)]
     pub secret: Option<Secret>,
     /// `hmac-sha256`: the header the signature goes in (default: the demo provider's, else

@@ -516,6 +516,29 @@ fn the_command_line_names_a_bad_key_once_as_the_operator_wrote_it() {
     assert!(!dir.path().join("never.db").exists());
 }
 
+/// `VIDEO_STATUS_CONFIG` names the file (as `--config` does) and `VIDEO_STATUS_SIMULATE_SECRET`
+/// is `simulate`'s: neither is taken for a config key, so an operator's environment holding them
+/// does not stop the service.
+#[test]
+fn the_command_line_variables_are_not_config_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("named-by-the-variable.db");
+    let path = dir.path().join("video-status.toml");
+    std::fs::write(&path, format!("store = \"sqlite://{}\"\n", store.display())).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_video-status"))
+        .arg("migrate")
+        .env("VIDEO_STATUS_CONFIG", &path)
+        .env("VIDEO_STATUS_SIMULATE_SECRET", "whsec_c2ltdWxhdGUtc2VjcmV0LTEyMzQ=")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(store.exists(), "migrated the store the file names");
+}
+
 #[tokio::test]
 async fn a_failing_actor_answers_503_then_restarts_on_the_next_delivery() {
     let app = spawn_app().await;
