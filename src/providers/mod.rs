@@ -516,13 +516,15 @@ pub(crate) fn parse_unix_seconds(raw: &str) -> Option<DateTime<Utc>> {
 }
 
 /// Refuses a signed time further than `tolerance_secs` from `now`, in either direction: an old
-/// one is a replay, and one far ahead would stay replayable for as long as it is ahead.
+/// one is a replay, and one far ahead would stay replayable for as long as it is ahead. Compared
+/// in whole seconds, as the signed time is and as the Standard Webhooks reference compares: a
+/// duration truncated toward zero let one more second through ahead than behind.
 pub(crate) fn check_tolerance(
     signed_at: DateTime<Utc>,
     now: DateTime<Utc>,
     tolerance_secs: u64,
 ) -> Result<(), VerifyError> {
-    let distance = (now - signed_at).num_seconds().unsigned_abs();
+    let distance = now.timestamp().abs_diff(signed_at.timestamp());
     if distance > tolerance_secs {
         return Err(VerifyError::TimestampOutOfTolerance);
     }
@@ -679,6 +681,21 @@ mod tests {
         match Providers::from_config(configs) {
             Ok(_) => panic!("config should have been rejected"),
             Err(error) => error,
+        }
+    }
+
+    #[test]
+    fn the_tolerance_is_the_same_whole_seconds_ahead_and_behind() {
+        let second = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        // Most of a second past `second`, where a truncated duration read 300 for 300.95 ahead.
+        let now = second + chrono::Duration::milliseconds(950);
+        let at = |offset: i64| second + chrono::Duration::seconds(offset);
+        for (offset, allowed) in [(300, true), (301, false), (-300, true), (-301, false)] {
+            assert_eq!(
+                check_tolerance(at(offset), now, 300).is_ok(),
+                allowed,
+                "signed {offset} s from the second of now"
+            );
         }
     }
 
