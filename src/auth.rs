@@ -122,6 +122,9 @@ impl SubscriberAuth {
             let mut validation = Validation::new(*algorithm);
             validation.validate_aud = false;
             validation.set_required_spec_claims(&["exp"]);
+            // jsonwebtoken's default 60 s of leeway would keep a token valid a minute past its
+            // `exp`; the issuer chose that time, and it is what clients are told expires.
+            validation.leeway = 0;
             match jsonwebtoken::decode::<Claims>(token, key, &validation) {
                 Ok(data) => return Ok(Access::Token(data.claims)),
                 Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => {
@@ -226,6 +229,8 @@ mod tests {
         assert_eq!(auth.access(None), Err(AuthError::MissingToken));
         let expired = token(json!({ "videos": ["v1"], "exp": exp_in(-3600) }));
         assert_eq!(auth.access(Some(&expired)), Err(AuthError::Expired));
+        let just_expired = token(json!({ "videos": ["v1"], "exp": exp_in(-2) }));
+        assert_eq!(auth.access(Some(&just_expired)), Err(AuthError::Expired));
         let no_exp = token(json!({ "videos": ["v1"] }));
         assert_eq!(auth.access(Some(&no_exp)), Err(AuthError::InvalidToken));
         let forged = encode(
