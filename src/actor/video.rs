@@ -26,9 +26,9 @@ pub enum Ingested {
     /// Durably appended at global `position`. `outcome` says whether the fold accepted it or
     /// kept it as a rejected regression.
     Appended { outcome: Outcome, position: u64 },
-    /// `(provider, event_id)` was already in the log. `conflict` marks a different body reusing
-    /// the id: it is recorded in the audit log, never merged.
-    Duplicate { conflict: bool },
+    /// `(provider, event_id)` was already in the log, in the stream of `video_id`. `conflict`
+    /// marks a different body reusing the id: it is recorded in the audit log, never merged.
+    Duplicate { video_id: VideoId, conflict: bool },
 }
 
 // Each message is moved into the mailbox once; boxing the large variant would only add an allocation.
@@ -230,11 +230,12 @@ impl VideoState {
                 Ok(AppendOutcome::Appended { position, .. }) => {
                     return Ok(Ingested::Appended { outcome, position });
                 }
-                Ok(AppendOutcome::Duplicate { same_body, .. }) => {
+                Ok(AppendOutcome::Duplicate { stream, same_body }) => {
                     if !same_body {
                         self.record_conflict(&event, raw).await?;
                     }
                     return Ok(Ingested::Duplicate {
+                        video_id: stream,
                         conflict: !same_body,
                     });
                 }

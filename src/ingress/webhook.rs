@@ -178,9 +178,12 @@ pub(super) async fn store_mapped(
             span.record("event_id", event.event_id.as_str());
             span.record("video_id", event.video_id.as_str());
             let (event_id, video_id) = (event.event_id.clone(), event.video_id.clone());
-            let (status, outcome) = match state.videos.ingest(event, raw).await? {
-                Ingested::Appended { outcome, .. } => (ReceiptStatus::Accepted, Some(outcome)),
-                Ingested::Duplicate { .. } => (ReceiptStatus::Duplicate, None),
+            let (status, outcome, video_id) = match state.videos.ingest(event, raw).await? {
+                Ingested::Appended { outcome, .. } => {
+                    (ReceiptStatus::Accepted, Some(outcome), video_id)
+                }
+                // The id's stored event may be another video's (a conflicting reuse): name that one.
+                Ingested::Duplicate { video_id, .. } => (ReceiptStatus::Duplicate, None, video_id),
             };
             Ok(Receipt {
                 status,

@@ -276,6 +276,14 @@ async fn same_event_id_with_a_different_body_is_a_recorded_conflict() {
         "{}",
         metrics.text
     );
+
+    // The id reused for another video: the answer names the video the stored event belongs to.
+    let mut elsewhere = original.clone();
+    elsewhere["data"]["videoId"] = json!("vid_other");
+    let answer = app.deliver("demo", "evt_reused", &elsewhere).await;
+    assert_eq!(answer.body["status"], "duplicate", "{}", answer.text);
+    assert_eq!(answer.body["video_id"], "vid_reused", "{}", answer.text);
+    assert_eq!(app.get("/videos/vid_other").await.status, 404, "nothing stored");
     app.stop().await;
 }
 

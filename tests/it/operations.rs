@@ -528,7 +528,10 @@ fn the_command_line_variables_are_not_config_keys() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_video-status"))
         .arg("migrate")
         .env("VIDEO_STATUS_CONFIG", &path)
-        .env("VIDEO_STATUS_SIMULATE_SECRET", "whsec_c2ltdWxhdGUtc2VjcmV0LTEyMzQ=")
+        .env(
+            "VIDEO_STATUS_SIMULATE_SECRET",
+            "whsec_c2ltdWxhdGUtc2VjcmV0LTEyMzQ=",
+        )
         .output()
         .unwrap();
     assert!(
