@@ -269,6 +269,11 @@ fn describe_metrics() {
         "webhook_id_conflicts_total",
         "Event ids delivered again with a different body (answered duplicate, kept in the audit log)"
     );
+    describe_gauge!(
+        "store_disk_free_bytes",
+        Unit::Bytes,
+        "Bytes still free for the service on the disk the store writes to"
+    );
     describe_counter!(
         "store_commits_total",
         "Transactions the store's writer committed"

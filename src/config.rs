@@ -145,6 +145,9 @@ pub struct Limits {
     pub max_pending_total: usize,
     /// How long a webhook waits for its actor and the durable append before it gets 503.
     pub request_timeout_ms: u64,
+    /// `/readyz` answers 503 while the store's disk has less free than this (0: never): a
+    /// nearly full disk still takes small writes, so its probe write alone would pass.
+    pub min_free_disk_bytes: u64,
 }
 
 impl Default for Limits {
@@ -154,6 +157,7 @@ impl Default for Limits {
             max_pending_per_video: 256,
             max_pending_total: 8192,
             request_timeout_ms: 10_000,
+            min_free_disk_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -11,19 +11,36 @@ pub async fn healthz() -> warp::reply::Response {
     warp::reply::json(&json!({ "status": "ok" })).into_response()
 }
 
-/// Ready when the store takes writes: a load balancer then stops sending webhooks that would 503.
-/// The detail shows each provider's last deliveries and counts since start, so a provider that
-/// stopped sending, or whose secret changed, shows at a glance.
+/// Ready when the store takes writes and its disk has room (`limits.min_free_disk_bytes`): a
+/// load balancer then stops sending webhooks that would 503. The detail shows the disk's free
+/// bytes and each provider's last deliveries and counts since start, so a provider that stopped
+/// sending, or whose secret changed, shows at a glance.
 pub async fn readyz(state: AppState) -> warp::reply::Response {
     let providers = state.provider_health.snapshot();
-    match state.store.ping().await {
-        Ok(()) => {
-            warp::reply::json(&json!({ "status": "ready", "providers": providers })).into_response()
+    let free_bytes = state.store.free_disk_bytes();
+    let min_free_bytes = state.config.limits.min_free_disk_bytes;
+    let disk = json!({ "free_bytes": free_bytes, "min_free_bytes": min_free_bytes });
+    let problem = match state.store.ping().await {
+        Err(error) => Some(error.to_string()),
+        Ok(()) => free_bytes
+            .filter(|&free| free < min_free_bytes)
+            .map(|free| {
+                format!(
+                    "{free} bytes free on the store's disk, below limits.min_free_disk_bytes \
+                     ({min_free_bytes})"
+                )
+            }),
+    };
+    match problem {
+        None => {
+            warp::reply::json(&json!({ "status": "ready", "disk": disk, "providers": providers }))
+                .into_response()
         }
-        Err(error) => warp::reply::with_status(
+        Some(problem) => warp::reply::with_status(
             warp::reply::json(&json!({
                 "status": "unavailable",
-                "store": error.to_string(),
+                "store": problem,
+                "disk": disk,
                 "providers": providers,
             })),
             StatusCode::SERVICE_UNAVAILABLE,
@@ -37,6 +54,9 @@ pub async fn metrics(state: AppState) -> warp::reply::Response {
     metrics::counter!("store_commits_total").absolute(stats.commits);
     metrics::counter!("store_events_appended_total").absolute(stats.appended);
     metrics::gauge!("video_actors_active").set(state.videos.active_actors() as f64);
+    if let Some(free) = state.store.free_disk_bytes() {
+        metrics::gauge!("store_disk_free_bytes").set(free as f64);
+    }
     let subscribers = state.hub.subscribers();
     metrics::gauge!("sse_subscribers", "stream" => "video").set(subscribers.videos as f64);
     metrics::gauge!("sse_subscribers", "stream" => "global").set(subscribers.global as f64);

@@ -437,6 +437,10 @@ pub trait EventStore: Send + Sync {
     /// Answers `Ok` when the store can take a write now (for `/readyz`).
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Bytes this process may still write on the disk the store keeps its files on; `None` for
+    /// a store without local files, or when the system cannot tell.
+    fn free_disk_bytes(&self) -> Option<u64>;
+
     fn stats(&self) -> StoreStats;
 
     /// Follows the log and the status table live, in commit order, from the moment of the call:
@@ -637,6 +641,9 @@ impl EventStore for Store {
     }
     async fn ping(&self) -> Result<(), StoreError> {
         delegate!(self, s => s.ping().await)
+    }
+    fn free_disk_bytes(&self) -> Option<u64> {
+        delegate!(self, s => s.free_disk_bytes())
     }
     fn stats(&self) -> StoreStats {
         delegate!(self, s => s.stats())

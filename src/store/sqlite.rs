@@ -268,6 +268,8 @@ struct Inner {
     bulk_readers: Arc<ReadPool>,
     counters: Arc<Counters>,
     changes: broadcast::Sender<Change>,
+    /// The directory of the database file, where its WAL grows too.
+    directory: PathBuf,
 }
 
 impl SqliteStore {
@@ -300,6 +302,10 @@ impl SqliteStore {
         // A reader now, so a database readers cannot open fails here rather than on first read.
         let readers = Arc::new(ReadPool::new(path.clone()));
         readers.checkin(readers.checkout()?);
+        let directory = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
         let bulk_readers = Arc::new(ReadPool::new(path));
 
         let counters = Arc::new(Counters::default());
@@ -322,6 +328,7 @@ impl SqliteStore {
                 bulk_readers,
                 counters,
                 changes,
+                directory,
             }),
         })
     }
@@ -815,12 +822,40 @@ impl EventStore for SqliteStore {
         self.inner.changes.subscribe()
     }
 
+    fn free_disk_bytes(&self) -> Option<u64> {
+        available_bytes(&self.inner.directory)
+    }
+
     fn stats(&self) -> StoreStats {
         StoreStats {
             commits: self.inner.counters.commits.load(Ordering::Relaxed),
             appended: self.inner.counters.appended.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Bytes an unprivileged writer may still use on the filesystem holding `directory` (what `df`
+/// shows as available).
+#[cfg(unix)]
+fn available_bytes(directory: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(directory.as_os_str().as_bytes()).ok()?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a NUL-terminated string and `stats` a buffer of the type statvfs fills;
+    // it is read only when the call succeeded.
+    let stats = unsafe {
+        if libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stats.assume_init()
+    };
+    #[allow(clippy::unnecessary_cast)] // the fields' widths differ between platforms
+    Some((stats.f_bavail as u64).saturating_mul(stats.f_frsize as u64))
+}
+
+#[cfg(not(unix))]
+fn available_bytes(_directory: &Path) -> Option<u64> {
+    None
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -283,7 +283,11 @@ async fn same_event_id_with_a_different_body_is_a_recorded_conflict() {
     let answer = app.deliver("demo", "evt_reused", &elsewhere).await;
     assert_eq!(answer.body["status"], "duplicate", "{}", answer.text);
     assert_eq!(answer.body["video_id"], "vid_reused", "{}", answer.text);
-    assert_eq!(app.get("/videos/vid_other").await.status, 404, "nothing stored");
+    assert_eq!(
+        app.get("/videos/vid_other").await.status,
+        404,
+        "nothing stored"
+    );
     app.stop().await;
 }
 

@@ -7,6 +7,44 @@ use crate::support::{eventually, lifecycle, native, spawn_app, spawn_app_with, t
 use video_status::app::Application;
 use video_status::config::{Config, Overrides, Secret};
 
+/// A nearly full disk still takes the probe's small write: readiness also asks for free space,
+/// so a load balancer moves traffic away before webhooks start to fail.
+#[tokio::test]
+async fn readiness_fails_below_the_free_disk_minimum() {
+    let app = spawn_app().await;
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status, 200, "{}", ready.text);
+    let free = ready.body["disk"]["free_bytes"].as_u64().expect("free bytes");
+    assert!(free > 0, "{}", ready.text);
+    assert_eq!(ready.body["disk"]["min_free_bytes"], 64 * 1024 * 1024);
+    let metrics = app.get("/metrics").await;
+    assert!(
+        metrics.text.contains("# TYPE store_disk_free_bytes gauge"),
+        "{}",
+        metrics.text
+    );
+    app.stop().await;
+
+    // More than any disk here has free.
+    let app = spawn_app_with(|config| config.limits.min_free_disk_bytes = u64::MAX / 2).await;
+    let refused = app.get("/readyz").await;
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    assert_eq!(refused.body["status"], "unavailable");
+    let reason = refused.body["store"].as_str().unwrap();
+    assert!(
+        reason.contains("free on the store's disk, below limits.min_free_disk_bytes"),
+        "{reason}"
+    );
+    // Webhooks are still taken while there is room: readiness only steers traffic.
+    let (id, body) = lifecycle("vid_low_disk", "ready").remove(0);
+    assert_eq!(app.deliver("demo", &id, &body).await.status, 200);
+    app.stop().await;
+
+    let app = spawn_app_with(|config| config.limits.min_free_disk_bytes = 0).await;
+    assert_eq!(app.get("/readyz").await.status, 200, "0 turns the check off");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn health_readiness_and_metrics_answer() {
     let app = spawn_app().await;
