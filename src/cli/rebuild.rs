@@ -36,7 +36,7 @@ pub struct RebuildArgs {
 
 pub async fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     let config = args.store.load(None)?;
-    let store = Store::open(&config.store).await?;
+    let store = Store::open_existing(&config.store).await?;
     if args.remap {
         // The providers `serve` would run with this config, the demo one included.
         let config = config.with_demo_provider();

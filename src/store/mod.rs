@@ -485,11 +485,26 @@ pub enum Store {
 pub enum OpenError {
     #[error("unsupported store URL scheme in {0:?} (expected sqlite://PATH)")]
     UnsupportedScheme(String),
+    #[error(
+        "no store at {0} (this command reads an existing log; `serve` or `migrate` creates one)"
+    )]
+    Missing(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 impl Store {
+    /// [`Store::open`] for commands that only make sense on a store that exists (a rebuild, a
+    /// verify): a mistyped path is an error, not a new empty database.
+    pub async fn open_existing(url: &str) -> Result<Store, OpenError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if !std::path::Path::new(path).exists() {
+                return Err(OpenError::Missing(path.to_string()));
+            }
+        }
+        Store::open(url).await
+    }
+
     /// Opens (and migrates) the store a URL names: `sqlite://PATH`.
     pub async fn open(url: &str) -> Result<Store, OpenError> {
         if let Some(path) = url.strip_prefix("sqlite://") {

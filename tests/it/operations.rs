@@ -580,6 +580,29 @@ fn the_command_line_variables_are_not_config_keys() {
     assert!(store.exists(), "migrated the store the file names");
 }
 
+/// A rebuild or a verify of a mistyped path says so, instead of "verifying" a new empty store.
+#[test]
+fn rebuild_refuses_a_store_that_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("mistyped.db");
+    let store = format!("sqlite://{}", missing.display());
+    for args in [&["rebuild"][..], &["rebuild", "--verify"]] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_video-status"))
+            .args(args)
+            .args(["--store", &store])
+            .env_remove("VIDEO_STATUS_CONFIG")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("no store at {}", missing.display())),
+            "{args:?}: {stderr}"
+        );
+        assert!(!missing.exists(), "{args:?} created nothing");
+    }
+}
+
 #[tokio::test]
 async fn a_failing_actor_answers_503_then_restarts_on_the_next_delivery() {
     let app = spawn_app().await;
