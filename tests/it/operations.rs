@@ -246,6 +246,13 @@ async fn empty_query_values_mean_no_filter_and_a_bad_limit_is_named() {
         bad.body["message"],
         "stalled must be true or false; got \"maybe\""
     );
+    // The admin lists read `limit` the same way.
+    for path in ["/admin/quarantine?limit=0", "/admin/audit?limit=1001"] {
+        let bad = app.get_admin(path).await;
+        assert_eq!(bad.status, 400, "{path}: {}", bad.text);
+        assert_eq!(bad.body["error"], "invalid_limit", "{path}");
+    }
+    assert_eq!(app.get_admin("/admin/audit?limit=&").await.status, 200);
 
     let stream = crate::support::SseClient::connect(
         &app.url("/events?status=&provider=&last_event_id="),
