@@ -391,6 +391,22 @@ pub struct ProviderConfig {
 }
 
 impl ProviderConfig {
+    /// The built-in mapper this entry uses: `mapper` by name, else its scheme's own payloads
+    /// (`mux`, `cloudflare-stream`, `fal` for `ed25519`, else `native`); `None` for a
+    /// `[provider.mapper]` table.
+    pub fn builtin_mapper(&self) -> Option<&str> {
+        match &self.mapper {
+            Some(MapperConfig::Generic(_)) => None,
+            Some(MapperConfig::Builtin(name)) => Some(name),
+            None => Some(match self.scheme {
+                SchemeName::Mux => "mux",
+                SchemeName::CloudflareStream => "cloudflare-stream",
+                SchemeName::Ed25519 => "fal",
+                _ => "native",
+            }),
+        }
+    }
+
     /// An entry with the defaults of every optional key.
     pub fn new(
         name: impl Into<String>,

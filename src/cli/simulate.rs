@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +23,9 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 use super::payloads::{self, Payload};
-use crate::config::{DemoProvider, ProviderConfig, SchemeName, Secret, DEMO_SECRET};
+use crate::config::{
+    Config, DemoProvider, Overrides, ProviderConfig, SchemeName, Secret, DEMO_SECRET,
+};
 use crate::providers::{Provider, Providers};
 
 const DEFAULT_URL: &str = "http://127.0.0.1:8080";
@@ -42,6 +45,12 @@ pub struct SimulateArgs {
     /// Provider name: deliveries go to `{url}/webhooks/{provider}`.
     #[arg(long, default_value = DEFAULT_PROVIDER)]
     pub provider: String,
+    /// The server's TOML config: the provider of that name signs as configured there (its
+    /// scheme, first secret, header, and its mapper's payloads) where `--scheme`, `--secret`,
+    /// `--header` and `--payload` are not given. A config without providers means the demo
+    /// ones, as `serve` runs them.
+    #[arg(long, env = crate::config::CONFIG_FILE_VARIABLE)]
+    pub config: Option<PathBuf>,
     /// Signature scheme of that provider: `standard`, `hmac-sha256`, `stripe`, `mux`,
     /// `cloudflare-stream` or `ed25519` (its `--secret` a private key). Default: the scheme of
     /// the demo provider of that name (`mux`, `cloudflare-stream`, `fal`, `api-video`), else
@@ -106,6 +115,7 @@ impl Default for SimulateArgs {
         SimulateArgs {
             url: DEFAULT_URL.into(),
             provider: DEFAULT_PROVIDER.into(),
+            config: None,
             scheme: None,
             secret: None,
             header: None,
@@ -147,6 +157,52 @@ impl SimulateArgs {
             self.start = DateTime::from_timestamp_millis(now - 10 * 60 * 1000);
         }
         self
+    }
+
+    /// Takes from `--config` the provider of this name, as `serve` would run it, for every
+    /// setting the flags left open.
+    pub fn with_config(mut self) -> anyhow::Result<SimulateArgs> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let config = Config::load(Some(&path), &Overrides::default())?;
+        if config.providers.is_empty() {
+            return Ok(self);
+        }
+        let file = path.display();
+        let Some(provider) = config.providers.iter().find(|p| p.name == self.provider) else {
+            let names: Vec<&str> = config.providers.iter().map(|p| p.name.as_str()).collect();
+            anyhow::bail!(
+                "no provider named {:?} in {file} (configured: {}); choose one with --provider",
+                self.provider,
+                names.join(", ")
+            );
+        };
+        self.scheme.get_or_insert(provider.scheme);
+        if self.secret.is_none() {
+            let first = provider.secrets.first().with_context(|| {
+                format!(
+                    "provider {:?} in {file} has no secret to sign with (only public keys are \
+                     trusted): pass --secret",
+                    provider.name
+                )
+            })?;
+            self.secret = Some(first.clone());
+        }
+        if self.header.is_none() {
+            self.header = provider.header.clone();
+        }
+        if self.payload.is_none() {
+            let payload = provider.builtin_mapper().and_then(Payload::of_mapper);
+            self.payload = Some(payload.with_context(|| {
+                format!(
+                    "provider {:?} in {file} maps its own payloads ([provider.mapper]); \
+                     pass --payload with a shape it maps",
+                    provider.name
+                )
+            })?);
+        }
+        Ok(self)
     }
 
     /// The body shape: `--payload`, else the demo provider's, else native.
@@ -221,7 +277,7 @@ fn parse_fraction(raw: &str) -> Result<f64, String> {
 
 /// Plans the lifecycles `args` describe, sends them to the server and reports the answers.
 pub async fn run(args: SimulateArgs) -> anyhow::Result<Report> {
-    let args = args.resolved();
+    let args = args.with_config()?.resolved();
     let deliveries = plan(&args);
     let summary = PlanSummary::of(&args, &deliveries);
     let mut report = drive(&args.target(), deliveries, args.concurrency).await?;
@@ -1267,6 +1323,46 @@ mod tests {
         assert_eq!(latency.p99, Duration::from_millis(99));
         assert_eq!(latency.max, Duration::from_millis(100));
         assert_eq!(Latency::of_sorted(&[]), Latency::default());
+    }
+
+    /// `simulate --config`: the named provider signs as the file configures it, where the flags
+    /// leave it open.
+    #[test]
+    fn a_config_file_gives_the_provider_its_scheme_secret_header_and_payloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("video-status.toml");
+        std::fs::write(
+            &path,
+            "[[provider]]\nname = \"acme\"\nscheme = \"hmac-sha256\"\n\
+             secrets = [\"acme-first-secret\", \"acme-older-secret\"]\n\
+             header = \"X-Acme-Signature\"\n\n\
+             [[provider]]\nname = \"cf\"\nscheme = \"cloudflare-stream\"\n\
+             secrets = [\"cf-secret\"]\n",
+        )
+        .unwrap();
+        let with = |provider: &str, secret: Option<&str>| SimulateArgs {
+            provider: provider.into(),
+            config: Some(path.clone()),
+            secret: secret.map(Secret::new),
+            ..SimulateArgs::default()
+        }
+        .with_config();
+
+        let acme = with("acme", None).unwrap();
+        let target = acme.target();
+        assert_eq!(target.scheme, SchemeName::HmacSha256);
+        assert_eq!(target.secret.expose(), "acme-first-secret", "the first one signs");
+        assert_eq!(target.header.as_deref(), Some("X-Acme-Signature"));
+        assert_eq!(acme.payload(), Payload::Native);
+        assert_eq!(with("cf", None).unwrap().payload(), Payload::CloudflareStream);
+        let flagged = with("acme", Some("from-the-flag")).unwrap();
+        assert_eq!(flagged.target().secret.expose(), "from-the-flag");
+
+        let unknown = with("demo", None).unwrap_err().to_string();
+        assert!(
+            unknown.contains("no provider named \"demo\"") && unknown.contains("acme, cf"),
+            "{unknown}"
+        );
     }
 
     #[test]

@@ -194,20 +194,13 @@ const BUILTIN_MAPPERS: &str = "native, mux, cloudflare-stream, fal, api-video";
 
 impl Mapper {
     fn from_config(config: &ProviderConfig) -> Result<Mapper, ConfigIssue> {
-        let name = match config.mapper.as_ref() {
-            Some(MapperConfig::Generic(generic)) => {
-                return mappers::generic::GenericMapper::from_config(generic)
-                    .map(|mapper| Mapper::Generic(Box::new(mapper)))
-            }
-            Some(MapperConfig::Builtin(name)) => name.as_str(),
-            // A provider's own scheme implies its payloads.
-            None => match config.scheme {
-                SchemeName::Mux => "mux",
-                SchemeName::CloudflareStream => "cloudflare-stream",
-                SchemeName::Ed25519 => "fal",
-                _ => "native",
-            },
-        };
+        if let Some(MapperConfig::Generic(generic)) = &config.mapper {
+            return mappers::generic::GenericMapper::from_config(generic)
+                .map(|mapper| Mapper::Generic(Box::new(mapper)));
+        }
+        let name = config
+            .builtin_mapper()
+            .expect("an entry without a [provider.mapper] table names a built-in mapper");
         let mapper = match name {
             "native" => Mapper::Native(native::Types::from_config(&config.types)?),
             "mux" => Mapper::Mux,

@@ -14,7 +14,9 @@ async fn readiness_fails_below_the_free_disk_minimum() {
     let app = spawn_app().await;
     let ready = app.get("/readyz").await;
     assert_eq!(ready.status, 200, "{}", ready.text);
-    let free = ready.body["disk"]["free_bytes"].as_u64().expect("free bytes");
+    let free = ready.body["disk"]["free_bytes"]
+        .as_u64()
+        .expect("free bytes");
     assert!(free > 0, "{}", ready.text);
     assert_eq!(ready.body["disk"]["min_free_bytes"], 64 * 1024 * 1024);
     let metrics = app.get("/metrics").await;
@@ -41,7 +43,11 @@ async fn readiness_fails_below_the_free_disk_minimum() {
     app.stop().await;
 
     let app = spawn_app_with(|config| config.limits.min_free_disk_bytes = 0).await;
-    assert_eq!(app.get("/readyz").await.status, 200, "0 turns the check off");
+    assert_eq!(
+        app.get("/readyz").await.status,
+        200,
+        "0 turns the check off"
+    );
     app.stop().await;
 }
 
@@ -585,6 +591,44 @@ fn the_command_line_variables_are_not_config_keys() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(store.exists(), "migrated the store the file names");
+}
+
+/// `simulate --config` signs as the server's own config says: one file for both, no secret on
+/// the command line.
+#[tokio::test]
+async fn simulate_signs_with_the_provider_the_servers_config_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("video-status.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "store = \"sqlite://{}\"\n\n[[provider]]\nname = \"acme\"\n\
+             scheme = \"hmac-sha256\"\nsecrets = [\"acme-shared-secret-2026\"]\n\
+             header = \"X-Acme-Signature\"\n",
+            dir.path().join("simulated.db").display()
+        ),
+    )
+    .unwrap();
+    let config = path.to_str().unwrap();
+    let server = crate::support::ServerProcess::start(&["--config", config]);
+    let url = server.url.clone();
+    let simulate = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_video-status"))
+            .args(["simulate", "--provider", "acme", "--videos", "3", "--url", &url])
+            .env("VIDEO_STATUS_CONFIG", &path)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let report = String::from_utf8_lossy(&simulate.stdout);
+    assert!(
+        simulate.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&simulate.stderr)
+    );
+    assert!(report.contains("errors      none"), "{report}");
+    assert!(server.terminate().await.success());
 }
 
 /// A rebuild or a verify of a mistyped path says so, instead of "verifying" a new empty store.
