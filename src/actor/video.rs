@@ -130,7 +130,9 @@ impl Actor for VideoActor {
                 reply,
             } => {
                 state.last_activity = Instant::now();
-                let result = state.ingest(event, raw, &caller).await;
+                // Boxed: ractor keeps the processing loop's future (ours inside it) for the
+                // actor's whole life, idle or not, and this one is the largest of its states.
+                let result = Box::pin(state.ingest(event, raw, &caller)).await;
                 // The caller may have given up (timeout); its answer is then simply dropped.
                 let _ = reply.send(result);
             }
@@ -140,7 +142,7 @@ impl Actor for VideoActor {
                     // the snapshot of all its events: the next activation starts from it. Should
                     // a delivery arrive meanwhile, the actor stays, with a snapshot a little
                     // behind, as any snapshot may be.
-                    state.keep_snapshot().await;
+                    Box::pin(state.keep_snapshot()).await;
                     if state
                         .manager
                         .try_passivate(&state.video_id, state.generation)
