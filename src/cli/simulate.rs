@@ -1340,21 +1340,30 @@ mod tests {
              secrets = [\"cf-secret\"]\n",
         )
         .unwrap();
-        let with = |provider: &str, secret: Option<&str>| SimulateArgs {
-            provider: provider.into(),
-            config: Some(path.clone()),
-            secret: secret.map(Secret::new),
-            ..SimulateArgs::default()
-        }
-        .with_config();
+        let with = |provider: &str, secret: Option<&str>| {
+            SimulateArgs {
+                provider: provider.into(),
+                config: Some(path.clone()),
+                secret: secret.map(Secret::new),
+                ..SimulateArgs::default()
+            }
+            .with_config()
+        };
 
         let acme = with("acme", None).unwrap();
         let target = acme.target();
         assert_eq!(target.scheme, SchemeName::HmacSha256);
-        assert_eq!(target.secret.expose(), "acme-first-secret", "the first one signs");
+        assert_eq!(
+            target.secret.expose(),
+            "acme-first-secret",
+            "the first one signs"
+        );
         assert_eq!(target.header.as_deref(), Some("X-Acme-Signature"));
         assert_eq!(acme.payload(), Payload::Native);
-        assert_eq!(with("cf", None).unwrap().payload(), Payload::CloudflareStream);
+        assert_eq!(
+            with("cf", None).unwrap().payload(),
+            Payload::CloudflareStream
+        );
         let flagged = with("acme", Some("from-the-flag")).unwrap();
         assert_eq!(flagged.target().secret.expose(), "from-the-flag");
 

@@ -37,9 +37,9 @@ pub enum ReceiptStatus {
     Ignored,
 }
 
-// Debug level, as the spans under it: at the default `info`, formatting them cost about 8% of the
-// server's CPU per webhook, so the log lines below name the provider (and video, event) themselves.
-// Exported traces still get them (`telemetry::exported_spans`).
+// Debug level, as the spans under it: at the default `info`, formatting them cost about a tenth of
+// the server's CPU per webhook (docs/benchmarks.md), so the log lines below name the provider (and
+// video, event) themselves. Exported traces still get them (`telemetry::exported_spans`).
 #[instrument(level = "debug", skip_all, fields(provider = %provider_name, video_id, event_id, result, otel.status_code))]
 pub async fn receive<S, B>(
     provider_name: String,

@@ -614,7 +614,15 @@ async fn simulate_signs_with_the_provider_the_servers_config_names() {
     let url = server.url.clone();
     let simulate = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_video-status"))
-            .args(["simulate", "--provider", "acme", "--videos", "3", "--url", &url])
+            .args([
+                "simulate",
+                "--provider",
+                "acme",
+                "--videos",
+                "3",
+                "--url",
+                &url,
+            ])
             .env("VIDEO_STATUS_CONFIG", &path)
             .output()
             .unwrap()
