@@ -729,7 +729,7 @@ impl Config {
         if let Some(path) = file {
             if !path.exists() {
                 return Err(ConfigError::Invalid(vec![InvalidValue {
-                    key: "--config".into(),
+                    key: format!("--config ({CONFIG_FILE_VARIABLE})"),
                     reason: format!("file {} does not exist", path.display()),
                 }]));
             }

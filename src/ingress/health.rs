@@ -1,11 +1,16 @@
 //! Liveness, readiness and Prometheus metrics.
 
+use std::time::Duration;
+
 use serde_json::json;
 use warp::http::StatusCode;
 use warp::Reply;
 
 use crate::app::AppState;
 use crate::store::EventStore;
+
+/// Longest `/readyz` waits for its probe write (less when `limits.request_timeout_ms` is).
+const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub async fn healthz() -> warp::reply::Response {
     warp::reply::json(&json!({ "status": "ok" })).into_response()
@@ -20,9 +25,19 @@ pub async fn readyz(state: AppState) -> warp::reply::Response {
     let free_bytes = state.store.free_disk_bytes();
     let min_free_bytes = state.config.limits.min_free_disk_bytes;
     let disk = json!({ "free_bytes": free_bytes, "min_free_bytes": min_free_bytes });
-    let problem = match state.store.ping().await {
-        Err(error) => Some(error.to_string()),
-        Ok(()) => free_bytes
+    // A probe must answer within its own timeout (a second, Kubernetes' default) with the
+    // reason, not wait as long as a webhook may: the store's writer can be held for seconds
+    // (another process's lock), and probes would queue behind one another.
+    let probe_timeout =
+        Duration::from_millis(state.config.limits.request_timeout_ms).min(READY_PROBE_TIMEOUT);
+    let probe = tokio::time::timeout(probe_timeout, state.store.ping()).await;
+    let problem = match probe {
+        Err(_) => Some(format!(
+            "the store did not confirm a write within {} ms",
+            probe_timeout.as_millis()
+        )),
+        Ok(Err(error)) => Some(error.to_string()),
+        Ok(Ok(())) => free_bytes
             .filter(|&free| free < min_free_bytes)
             .map(|free| {
                 format!(

@@ -158,9 +158,6 @@ impl From<IngestError> for ApiError {
             IngestError::ActorFailed | IngestError::Contention => "temporarily_unavailable",
             IngestError::ShuttingDown => "shutting_down",
         };
-        if !matches!(error, IngestError::VideoBusy | IngestError::Overloaded) {
-            error!(%error, "webhook not stored");
-        }
         ApiError::retry_later(code, format!("{error}; retry later"))
     }
 }

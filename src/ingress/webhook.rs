@@ -5,12 +5,12 @@ use bytes::Buf;
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
 use serde::Serialize;
-use tracing::{info, instrument, warn, Span};
+use tracing::{debug, error, instrument, warn, Span};
 use warp::http::HeaderMap;
 
 use super::limits::read_body;
 use super::reject::ApiError;
-use crate::actor::Ingested;
+use crate::actor::{IngestError, Ingested};
 use crate::app::AppState;
 use crate::event::{EventId, RawDelivery, VideoId};
 use crate::lifecycle::Outcome;
@@ -147,7 +147,9 @@ pub(super) async fn store_mapped(
             event_type,
         } => {
             Span::current().record("event_id", event_id.as_str());
-            info!(
+            // A 200 like any other: at `info`, a provider sending many untracked types would
+            // fill the log at webhook rate. The audit log and `webhooks_total` keep them.
+            debug!(
                 provider = %provider.name(),
                 %event_id,
                 event_type,
@@ -178,7 +180,19 @@ pub(super) async fn store_mapped(
             span.record("event_id", event.event_id.as_str());
             span.record("video_id", event.video_id.as_str());
             let (event_id, video_id) = (event.event_id.clone(), event.video_id.clone());
-            let (status, outcome, video_id) = match state.videos.ingest(event, raw).await? {
+            let ingested = state.videos.ingest(event, raw).await.inspect_err(|error| {
+                // Overload answers are the limits working, and counted; anything else is ours.
+                if !matches!(error, IngestError::VideoBusy | IngestError::Overloaded) {
+                    error!(
+                        provider = %provider.name(),
+                        %video_id,
+                        %event_id,
+                        %error,
+                        "webhook not stored"
+                    );
+                }
+            })?;
+            let (status, outcome, video_id) = match ingested {
                 Ingested::Appended { outcome, .. } => {
                     (ReceiptStatus::Accepted, Some(outcome), video_id)
                 }

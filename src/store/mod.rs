@@ -486,9 +486,17 @@ pub enum OpenError {
     #[error("unsupported store URL scheme in {0:?} (expected sqlite://PATH)")]
     UnsupportedScheme(String),
     #[error(
-        "no store at {0} (this command reads an existing log; `serve` or `migrate` creates one)"
+        "no store at {0}: no such file, or an empty one (this command reads an existing log; \
+         `serve` or `migrate` creates one)"
     )]
     Missing(String),
+    /// Names the URL: it may have come from a config file or an environment variable.
+    #[error("{url}: {error}")]
+    At {
+        url: String,
+        #[source]
+        error: StoreError,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -498,7 +506,9 @@ impl Store {
     /// verify): a mistyped path is an error, not a new empty database.
     pub async fn open_existing(url: &str) -> Result<Store, OpenError> {
         if let Some(path) = url.strip_prefix("sqlite://") {
-            if !std::path::Path::new(path).exists() {
+            // An empty file is no store either: SQLite would write a new schema into it.
+            let empty = std::fs::metadata(path).map_or(true, |file| file.len() == 0);
+            if empty {
                 return Err(OpenError::Missing(path.to_string()));
             }
         }
@@ -508,7 +518,13 @@ impl Store {
     /// Opens (and migrates) the store a URL names: `sqlite://PATH`.
     pub async fn open(url: &str) -> Result<Store, OpenError> {
         if let Some(path) = url.strip_prefix("sqlite://") {
-            return Ok(Store::Sqlite(sqlite::SqliteStore::open(path).await?));
+            return sqlite::SqliteStore::open(path)
+                .await
+                .map(Store::Sqlite)
+                .map_err(|error| OpenError::At {
+                    url: url.to_string(),
+                    error,
+                });
         }
         Err(OpenError::UnsupportedScheme(url.to_string()))
     }

@@ -660,6 +660,34 @@ fn rebuild_refuses_a_store_that_does_not_exist() {
         );
         assert!(!missing.exists(), "{args:?} created nothing");
     }
+
+    // An empty file is no store either: verify would have written a schema into it.
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, "").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_video-status"))
+        .args(["rebuild", "--verify", "--store"])
+        .arg(format!("sqlite://{}", empty.display()))
+        .env_remove("VIDEO_STATUS_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert_eq!(
+        std::fs::metadata(&empty).unwrap().len(),
+        0,
+        "left as it was"
+    );
+
+    // A store that cannot be opened is named, wherever its URL came from.
+    let unreachable = "sqlite:///proc/video-status-nowhere/x.db";
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_video-status"))
+        .arg("migrate")
+        .env("VIDEO_STATUS_STORE", unreachable)
+        .env_remove("VIDEO_STATUS_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains(unreachable), "{stderr}");
 }
 
 #[tokio::test]

@@ -209,6 +209,22 @@ async fn default_logs_name_each_failed_request_and_stay_quiet_on_success() {
         accepted = accepted.header(name, value);
     }
     assert_eq!(accepted.send().await.unwrap().status(), 200);
+    let untracked = serde_json::to_vec(&serde_json::json!({
+        "id": "evt_logged_untracked", "type": "video.caption.generated",
+        "timestamp": "2026-11-23T10:00:01Z", "data": { "videoId": "vid_logged" }
+    }))
+    .unwrap();
+    let mut ignored = client
+        .post(format!("{}/webhooks/demo", server.url))
+        .body(untracked.clone());
+    for (name, value) in demo
+        .sign("evt_logged_untracked", Utc::now(), &untracked)
+        .unwrap()
+    {
+        ignored = ignored.header(name, value);
+    }
+    let ignored = ignored.send().await.unwrap();
+    assert_eq!(ignored.status(), 200);
     let unsigned = client
         .post(format!("{}/webhooks/demo", server.url))
         .body(body)
@@ -241,7 +257,107 @@ async fn default_logs_name_each_failed_request_and_stay_quiet_on_success() {
     assert!(not_found.contains("method=GET"), "{not_found}");
     assert!(!log.contains("query-secret-never-logged"), "{log}");
     assert!(
-        !log.contains("evt_logged_1") && !log.contains("status=200"),
-        "nothing per accepted webhook:\n{log}"
+        !log.contains("evt_logged_1")
+            && !log.contains("evt_logged_untracked")
+            && !log.contains("status=200"),
+        "nothing per accepted or ignored webhook:\n{log}"
+    );
+}
+
+/// Another process holding the store's write lock: webhooks get 503 at their timeout, `/readyz`
+/// answers 503 with the reason within its own second instead of queueing behind the lock, the log
+/// names the delivery that was not stored, and both recover once the lock is gone.
+#[tokio::test]
+async fn a_locked_store_answers_503_promptly_and_the_log_names_the_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("locked.db");
+    let config = dir.path().join("video-status.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "store = \"sqlite://{}\"\n[limits]\nrequest_timeout_ms = 1500\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let log_path = dir.path().join("serve.log");
+    let server = ServerProcess::start_with_default_logs(
+        &["--config", config.to_str().unwrap()],
+        std::fs::File::create(&log_path).unwrap(),
+    );
+    let client = crate::support::http_client();
+    assert_eq!(
+        client
+            .get(format!("{}/readyz", server.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let lock = rusqlite::Connection::open(&db).unwrap();
+    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let started = std::time::Instant::now();
+    let ready = client
+        .get(format!("{}/readyz", server.url))
+        .send()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = serde_json::from_slice(&ready.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        body["store"], "the store did not confirm a write within 1000 ms",
+        "{body}"
+    );
+    assert!(took < std::time::Duration::from_secs(3), "{took:?}");
+
+    let demo = Providers::from_config(&test_providers()).unwrap();
+    let demo = demo.get("demo").unwrap();
+    let body = serde_json::to_vec(&native(
+        "evt_locked_1",
+        "uploaded",
+        "vid_locked",
+        "2026-11-23T10:00:00Z",
+    ))
+    .unwrap();
+    let mut webhook = client
+        .post(format!("{}/webhooks/demo", server.url))
+        .body(body.clone());
+    for (name, value) in demo.sign("evt_locked_1", Utc::now(), &body).unwrap() {
+        webhook = webhook.header(name, value);
+    }
+    let refused = webhook.send().await.unwrap();
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+
+    lock.execute_batch("COMMIT").unwrap();
+    drop(lock);
+    let recovered = crate::support::eventually(std::time::Duration::from_secs(20), || {
+        let url = format!("{}/readyz", server.url);
+        let client = client.clone();
+        async move {
+            client
+                .get(url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        }
+    })
+    .await;
+    assert!(recovered, "ready again once the lock is gone");
+    assert!(server.terminate().await.success());
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let not_stored = log
+        .lines()
+        .find(|line| line.contains("webhook not stored"))
+        .unwrap_or_else(|| panic!("a line for the delivery in:\n{log}"));
+    assert!(
+        not_stored.contains("provider=demo")
+            && not_stored.contains("video_id=vid_locked")
+            && not_stored.contains("event_id=evt_locked_1"),
+        "{not_stored}"
     );
 }

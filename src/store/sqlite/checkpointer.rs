@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -57,16 +57,87 @@ impl Drop for Checkpointer {
 }
 
 fn run(conn: &Connection, stopped: &mpsc::Receiver<()>) {
+    let mut failures = FailureLog::default();
     loop {
         match stopped.recv_timeout(INTERVAL) {
             Err(RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
-        if let Err(error) = checkpoint(conn) {
-            // The writer's backstop checkpoint still bounds the WAL; nothing acknowledged is
-            // at risk, since the WAL itself is durable.
-            tracing::warn!(%error, "passive WAL checkpoint failed; retrying");
+        match checkpoint(conn) {
+            Ok(_) => {
+                if let Some(failed_for) = failures.recovered(Instant::now()) {
+                    tracing::info!(
+                        failed_for_secs = failed_for.as_secs(),
+                        "passive WAL checkpoints succeed again"
+                    );
+                }
+            }
+            Err(error) => {
+                // The writer's backstop checkpoint still bounds the WAL; nothing acknowledged
+                // is at risk, since the WAL itself is durable.
+                if failures.should_log(&error.to_string(), Instant::now()) {
+                    tracing::warn!(
+                        %error,
+                        "passive WAL checkpoint failed; retrying every {} ms, logged again \
+                         when the error changes or after {} min",
+                        INTERVAL.as_millis(),
+                        REPEAT_LOG_AFTER.as_secs() / 60
+                    );
+                }
+            }
         }
+    }
+}
+
+/// How often the same checkpoint failure is logged again while it lasts.
+const REPEAT_LOG_AFTER: Duration = Duration::from_secs(300);
+
+/// Which checkpoint failures to log: a full disk fails every pass, four times a second, and the
+/// lines would go to that same disk.
+#[derive(Debug, Default)]
+struct FailureLog {
+    failing: Option<Failing>,
+}
+
+#[derive(Debug)]
+struct Failing {
+    error: String,
+    since: Instant,
+    logged_at: Instant,
+}
+
+impl FailureLog {
+    /// Records a failure; true when it should be logged: the first, one with another error, or
+    /// the same one again after [`REPEAT_LOG_AFTER`].
+    fn should_log(&mut self, error: &str, now: Instant) -> bool {
+        match &mut self.failing {
+            Some(failing)
+                if failing.error == error
+                    && now.duration_since(failing.logged_at) < REPEAT_LOG_AFTER =>
+            {
+                false
+            }
+            Some(failing) => {
+                failing.error = error.to_string();
+                failing.logged_at = now;
+                true
+            }
+            None => {
+                self.failing = Some(Failing {
+                    error: error.to_string(),
+                    since: now,
+                    logged_at: now,
+                });
+                true
+            }
+        }
+    }
+
+    /// Records a success; how long checkpoints had been failing, if they were.
+    fn recovered(&mut self, now: Instant) -> Option<Duration> {
+        self.failing
+            .take()
+            .map(|failing| now.duration_since(failing.since))
     }
 }
 
@@ -80,12 +151,30 @@ pub(super) fn checkpoint(conn: &Connection) -> Result<(i64, i64), rusqlite::Erro
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
+
+    use super::{FailureLog, REPEAT_LOG_AFTER};
 
     use crate::event::EventKind;
     use crate::store::conformance::{append_request, sample_event};
     use crate::store::sqlite::SqliteStore;
     use crate::store::EventStore;
+
+    #[test]
+    fn a_lasting_failure_is_logged_once_then_again_on_change_or_after_a_while() {
+        let start = Instant::now();
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        let mut log = FailureLog::default();
+        assert!(log.should_log("disk full", at(0)));
+        assert!(!log.should_log("disk full", at(1)));
+        assert!(!log.should_log("disk full", at(299)));
+        assert!(log.should_log("disk full", at(0) + REPEAT_LOG_AFTER));
+        assert!(log.should_log("I/O error", at(301)), "another error");
+        assert!(!log.should_log("I/O error", at(302)));
+        assert_eq!(log.recovered(at(310)), Some(Duration::from_secs(310)));
+        assert_eq!(log.recovered(at(311)), None, "only once");
+        assert!(log.should_log("disk full", at(320)), "a new failure");
+    }
 
     /// Pages the database file itself says it has (header bytes 28..32): what checkpoints
     /// copied there, not what waits in the WAL.
