@@ -39,9 +39,10 @@ const DEFAULT_TIMEOUT_SECS: u64 = 30;
 /// Flags of `video-status simulate`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct SimulateArgs {
-    /// Base URL of the running server.
-    #[arg(long, default_value = DEFAULT_URL)]
-    pub url: String,
+    /// Base URL of the running server. Default: the `listen` address of `--config` (a wildcard
+    /// address read as localhost), else http://127.0.0.1:8080.
+    #[arg(long)]
+    pub url: Option<String>,
     /// Provider name: deliveries go to `{url}/webhooks/{provider}`.
     #[arg(long, default_value = DEFAULT_PROVIDER)]
     pub provider: String,
@@ -113,7 +114,7 @@ impl Default for SimulateArgs {
     /// The same values the flags default to.
     fn default() -> Self {
         SimulateArgs {
-            url: DEFAULT_URL.into(),
+            url: None,
             provider: DEFAULT_PROVIDER.into(),
             config: None,
             scheme: None,
@@ -166,6 +167,9 @@ impl SimulateArgs {
             return Ok(self);
         };
         let config = Config::load(Some(&path), &Overrides::default())?;
+        if self.url.is_none() {
+            self.url = Some(local_url(config.listen));
+        }
         if config.providers.is_empty() {
             return Ok(self);
         }
@@ -218,7 +222,7 @@ impl SimulateArgs {
     pub fn target(&self) -> Target {
         let demo = DemoProvider::find(&self.provider);
         Target {
-            url: self.url.clone(),
+            url: self.url.clone().unwrap_or_else(|| DEFAULT_URL.into()),
             provider: self.provider.clone(),
             scheme: self
                 .scheme
@@ -236,6 +240,18 @@ impl SimulateArgs {
             timeout: Duration::from_secs(self.timeout_secs),
         }
     }
+}
+
+/// The URL a client on this machine reaches a server listening on `listen` at.
+fn local_url(listen: std::net::SocketAddr) -> String {
+    let mut reachable = listen;
+    if listen.ip().is_unspecified() {
+        reachable.set_ip(match listen {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{reachable}")
 }
 
 fn parse_scheme(raw: &str) -> Result<SchemeName, String> {
@@ -1371,6 +1387,27 @@ mod tests {
         assert!(
             unknown.contains("no provider named \"demo\"") && unknown.contains("acme, cf"),
             "{unknown}"
+        );
+
+        assert_eq!(target.url, "http://127.0.0.1:8080", "the file's listen");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:18081\"\n[[provider]]\nname = \"acme\"\n\
+             scheme = \"standard\"\nsecrets = [\"whsec_c2ltdWxhdGUtc2VjcmV0LTEyMzQ=\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            with("acme", None).unwrap().target().url,
+            "http://127.0.0.1:18081",
+            "a wildcard listen address is reached on localhost"
+        );
+        let flagged = SimulateArgs {
+            url: Some("http://10.0.0.7:9000".into()),
+            ..with("acme", None).unwrap()
+        };
+        assert_eq!(
+            flagged.with_config().unwrap().target().url,
+            "http://10.0.0.7:9000"
         );
     }
 
