@@ -55,6 +55,19 @@ fn text(attributes: &[KeyValue], key: &str) -> Option<String> {
         )
 }
 
+/// Posts `body` to the server's `demo` provider, signed as the demo provider signs.
+async fn deliver_to_demo(server_url: &str, event_id: &str, body: &[u8]) -> reqwest::Response {
+    let providers = Providers::from_config(&test_providers()).unwrap();
+    let demo = providers.get("demo").unwrap();
+    let mut request = crate::support::http_client()
+        .post(format!("{server_url}/webhooks/demo"))
+        .body(body.to_vec());
+    for (name, value) in demo.sign(event_id, Utc::now(), body).unwrap() {
+        request = request.header(name, value);
+    }
+    request.send().await.unwrap()
+}
+
 /// A span as the test reads it.
 #[derive(Debug)]
 struct SeenSpan {
@@ -82,8 +95,6 @@ async fn each_webhook_is_one_trace_exported_over_otlp_http() {
     .unwrap();
     let server = ServerProcess::start(&["--config", config.to_str().unwrap()]);
 
-    let demo = Providers::from_config(&test_providers()).unwrap();
-    let demo = demo.get("demo").unwrap();
     let body = serde_json::to_vec(&native(
         "evt_traced_1",
         "uploaded",
@@ -91,13 +102,7 @@ async fn each_webhook_is_one_trace_exported_over_otlp_http() {
         "2026-11-23T10:00:00Z",
     ))
     .unwrap();
-    let mut request = crate::support::http_client()
-        .post(format!("{}/webhooks/demo", server.url))
-        .body(body.clone());
-    for (name, value) in demo.sign("evt_traced_1", Utc::now(), &body).unwrap() {
-        request = request.header(name, value);
-    }
-    let response = request.send().await.unwrap();
+    let response = deliver_to_demo(&server.url, "evt_traced_1", &body).await;
     assert_eq!(response.status(), 200);
 
     // Spans are exported in batches; stopping the service sends what is still queued.
@@ -193,8 +198,6 @@ async fn default_logs_name_each_failed_request_and_stay_quiet_on_success() {
     );
     let client = crate::support::http_client();
 
-    let demo = Providers::from_config(&test_providers()).unwrap();
-    let demo = demo.get("demo").unwrap();
     let body = serde_json::to_vec(&native(
         "evt_logged_1",
         "uploaded",
@@ -202,28 +205,14 @@ async fn default_logs_name_each_failed_request_and_stay_quiet_on_success() {
         "2026-11-23T10:00:00Z",
     ))
     .unwrap();
-    let mut accepted = client
-        .post(format!("{}/webhooks/demo", server.url))
-        .body(body.clone());
-    for (name, value) in demo.sign("evt_logged_1", Utc::now(), &body).unwrap() {
-        accepted = accepted.header(name, value);
-    }
-    assert_eq!(accepted.send().await.unwrap().status(), 200);
+    let accepted = deliver_to_demo(&server.url, "evt_logged_1", &body).await;
+    assert_eq!(accepted.status(), 200);
     let untracked = serde_json::to_vec(&serde_json::json!({
         "id": "evt_logged_untracked", "type": "video.caption.generated",
         "timestamp": "2026-11-23T10:00:01Z", "data": { "videoId": "vid_logged" }
     }))
     .unwrap();
-    let mut ignored = client
-        .post(format!("{}/webhooks/demo", server.url))
-        .body(untracked.clone());
-    for (name, value) in demo
-        .sign("evt_logged_untracked", Utc::now(), &untracked)
-        .unwrap()
-    {
-        ignored = ignored.header(name, value);
-    }
-    let ignored = ignored.send().await.unwrap();
+    let ignored = deliver_to_demo(&server.url, "evt_logged_untracked", &untracked).await;
     assert_eq!(ignored.status(), 200);
     let unsigned = client
         .post(format!("{}/webhooks/demo", server.url))
@@ -313,8 +302,6 @@ async fn a_locked_store_answers_503_promptly_and_the_log_names_the_delivery() {
     );
     assert!(took < std::time::Duration::from_secs(3), "{took:?}");
 
-    let demo = Providers::from_config(&test_providers()).unwrap();
-    let demo = demo.get("demo").unwrap();
     let body = serde_json::to_vec(&native(
         "evt_locked_1",
         "uploaded",
@@ -322,13 +309,7 @@ async fn a_locked_store_answers_503_promptly_and_the_log_names_the_delivery() {
         "2026-11-23T10:00:00Z",
     ))
     .unwrap();
-    let mut webhook = client
-        .post(format!("{}/webhooks/demo", server.url))
-        .body(body.clone());
-    for (name, value) in demo.sign("evt_locked_1", Utc::now(), &body).unwrap() {
-        webhook = webhook.header(name, value);
-    }
-    let refused = webhook.send().await.unwrap();
+    let refused = deliver_to_demo(&server.url, "evt_locked_1", &body).await;
     assert_eq!(refused.status(), 503);
     assert!(refused.headers().contains_key("retry-after"));
 
