@@ -647,20 +647,27 @@ pub enum ConfigError {
         origin: String,
     },
     /// Values that fit the shape but not the service; all of them, not only the first.
-    #[error("config: {}", InvalidValue::list(.0))]
-    Invalid(Vec<InvalidValue>),
+    #[error("config: {}", ConfigIssue::list(.0))]
+    Invalid(Vec<ConfigIssue>),
 }
 
 /// One key whose value the service cannot run with, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidValue {
+pub struct ConfigIssue {
     pub key: String,
     pub reason: String,
 }
 
-impl InvalidValue {
+impl ConfigIssue {
+    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> ConfigIssue {
+        ConfigIssue {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
     /// `key: reason` for one; one per line after a count for several.
-    fn list(issues: &[InvalidValue]) -> String {
+    fn list(issues: &[ConfigIssue]) -> String {
         match issues {
             [one] => format!("{}: {}", one.key, one.reason),
             many => {
@@ -728,10 +735,10 @@ impl Config {
         let mut figment = Figment::from(Toml::string(DEFAULTS));
         if let Some(path) = file {
             if !path.exists() {
-                return Err(ConfigError::Invalid(vec![InvalidValue {
-                    key: format!("--config ({CONFIG_FILE_VARIABLE})"),
-                    reason: format!("file {} does not exist", path.display()),
-                }]));
+                return Err(ConfigError::Invalid(vec![ConfigIssue::new(
+                    format!("--config ({CONFIG_FILE_VARIABLE})"),
+                    format!("file {} does not exist", path.display()),
+                )]));
             }
             figment = figment.merge(Toml::file_exact(path));
         }
@@ -768,13 +775,8 @@ impl Config {
 
     /// Every problem at once, so that an operator fixes them in one go.
     fn validate(&self) -> Result<(), ConfigError> {
-        let mut issues: Vec<InvalidValue> = Vec::new();
-        let mut invalid = |key: &str, reason: &str| {
-            issues.push(InvalidValue {
-                key: key.to_string(),
-                reason: reason.to_string(),
-            })
-        };
+        let mut issues: Vec<ConfigIssue> = Vec::new();
+        let mut invalid = |key: &str, reason: &str| issues.push(ConfigIssue::new(key, reason));
         if self.limits.max_body_bytes == 0 {
             invalid("limits.max_body_bytes", "must be greater than 0");
         }

@@ -414,21 +414,9 @@ impl Providers {
     }
 }
 
-/// A config problem found by a scheme, before it is placed at a provider index and name.
-#[derive(Debug)]
-pub(crate) struct ConfigIssue {
-    key: String,
-    reason: String,
-}
-
-impl ConfigIssue {
-    pub(crate) fn new(key: impl Into<String>, reason: impl Into<String>) -> ConfigIssue {
-        ConfigIssue {
-            key: key.into(),
-            reason: reason.into(),
-        }
-    }
-}
+/// A scheme's config problem carries a key of the provider's entry, before it is placed at a
+/// provider index and name.
+pub(crate) use crate::config::ConfigIssue;
 
 /// Refuses keys the entry's scheme would silently ignore: a `header` on a `stripe` provider or a
 /// `jwks` on a `standard` one is a mistake the operator should hear about at start-up.
