@@ -56,13 +56,18 @@ fn text(attributes: &[KeyValue], key: &str) -> Option<String> {
 }
 
 /// Posts `body` to the server's `demo` provider, signed as the demo provider signs.
-async fn deliver_to_demo(server_url: &str, event_id: &str, body: &[u8]) -> reqwest::Response {
+async fn deliver_to_demo(
+    server_url: &str,
+    event_id: &str,
+    body: &serde_json::Value,
+) -> reqwest::Response {
     let providers = Providers::from_config(&test_providers()).unwrap();
     let demo = providers.get("demo").unwrap();
+    let body = serde_json::to_vec(body).unwrap();
     let mut request = crate::support::http_client()
         .post(format!("{server_url}/webhooks/demo"))
-        .body(body.to_vec());
-    for (name, value) in demo.sign(event_id, Utc::now(), body).unwrap() {
+        .body(body.clone());
+    for (name, value) in demo.sign(event_id, Utc::now(), &body).unwrap() {
         request = request.header(name, value);
     }
     request.send().await.unwrap()
@@ -95,13 +100,12 @@ async fn each_webhook_is_one_trace_exported_over_otlp_http() {
     .unwrap();
     let server = ServerProcess::start(&["--config", config.to_str().unwrap()]);
 
-    let body = serde_json::to_vec(&native(
+    let body = native(
         "evt_traced_1",
         "uploaded",
         "vid_traced",
         "2026-11-23T10:00:00Z",
-    ))
-    .unwrap();
+    );
     let response = deliver_to_demo(&server.url, "evt_traced_1", &body).await;
     assert_eq!(response.status(), 200);
 
@@ -198,25 +202,23 @@ async fn default_logs_name_each_failed_request_and_stay_quiet_on_success() {
     );
     let client = crate::support::http_client();
 
-    let body = serde_json::to_vec(&native(
+    let body = native(
         "evt_logged_1",
         "uploaded",
         "vid_logged",
         "2026-11-23T10:00:00Z",
-    ))
-    .unwrap();
+    );
     let accepted = deliver_to_demo(&server.url, "evt_logged_1", &body).await;
     assert_eq!(accepted.status(), 200);
-    let untracked = serde_json::to_vec(&serde_json::json!({
+    let untracked = serde_json::json!({
         "id": "evt_logged_untracked", "type": "video.caption.generated",
         "timestamp": "2026-11-23T10:00:01Z", "data": { "videoId": "vid_logged" }
-    }))
-    .unwrap();
+    });
     let ignored = deliver_to_demo(&server.url, "evt_logged_untracked", &untracked).await;
     assert_eq!(ignored.status(), 200);
     let unsigned = client
         .post(format!("{}/webhooks/demo", server.url))
-        .body(body)
+        .body(serde_json::to_vec(&body).unwrap())
         .send()
         .await
         .unwrap();
@@ -302,13 +304,12 @@ async fn a_locked_store_answers_503_promptly_and_the_log_names_the_delivery() {
     );
     assert!(took < std::time::Duration::from_secs(3), "{took:?}");
 
-    let body = serde_json::to_vec(&native(
+    let body = native(
         "evt_locked_1",
         "uploaded",
         "vid_locked",
         "2026-11-23T10:00:00Z",
-    ))
-    .unwrap();
+    );
     let refused = deliver_to_demo(&server.url, "evt_locked_1", &body).await;
     assert_eq!(refused.status(), 503);
     assert!(refused.headers().contains_key("retry-after"));
